@@ -1,0 +1,16 @@
+# brainsr: deep attention super-resolution of clinical brain MRI (Li, Castorina, Valdes Hernandez et al. 2022)
+# as a Snakemake workflow.  Run:  snakemake --cores all   (see README.md)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/qc.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,10 @@
+"""brainsr: deep attention super-resolution of clinical brain MRI as a Snakemake workflow.
+
+Reproduces Li, Castorina, Valdés Hernández et al., "Deep attention super-resolution of brain MRI acquired
+under clinical protocols", Front. Comput. Neurosci. 2022.
+"""
+
+__version__ = "0.1.0"
+
+#: Name of the template space used in BIDS-derivatives file names.
+TEMPLATE_SPACE = "MNI152NLin2009cSym"

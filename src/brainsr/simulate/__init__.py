@@ -1,0 +1,1 @@
+"""Synthetic paired clinical/research cohort (``brainsr simulate``): anatomy, MR physics, acquisition, BIDS."""

@@ -1,0 +1,487 @@
+"""Synthetic paired cohort: per-subject parameters, session acquisition and the BIDS dataset on disk.
+
+Each subject is generated from its own seed (cohort seed + subject label), so adding subjects never changes
+existing ones. Patients get a 1.5 T clinical session (one of the protocols in ``resources/protocols.yaml``) and a
+3 T research session some weeks later; controls get repeated research sessions (paper Fig. 13).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import ndimage as ndi
+
+import brainsr
+from brainsr import TEMPLATE_SPACE
+from brainsr.paths import bids
+from brainsr.simulate.acquire import acquire, geometry, rigid
+from brainsr.simulate.anatomy import BRAIN_CENTRE, Anatomy, Deformation, build_anatomy, make_deformation
+from brainsr.simulate.mr import DESCRIPTIONS, INTRACRANIAL, LABELS, TISSUES, signal_table
+
+SEQUENCES = ("T1w", "T2w", "FLAIR")
+GT_NAME = "groundtruth"
+
+
+def load_protocols(path: str | os.PathLike) -> dict:
+    """Read the protocol file; checks that each protocol defines the three sequences."""
+    with open(path) as fh:
+        prot = yaml.safe_load(fh)
+    for name, p in [("research", prot.get("research")), *prot.get("clinical", {}).items()]:
+        if not p or "sequences" not in p:
+            raise ValueError(f"{path}: protocol {name!r} has no 'sequences'")
+        missing = [s for s in SEQUENCES if s not in p["sequences"]]
+        if missing:
+            raise ValueError(f"{path}: protocol {name!r} lacks sequence(s) {', '.join(missing)}")
+    return prot
+
+
+def weighted_schedule(n: int, weights: dict[str, float]) -> list[str]:
+    """Deterministic smooth weighted round-robin: the first n items follow the weights as closely as possible,
+    and item i never depends on n (appending subjects never reassigns earlier ones)."""
+    names = sorted(weights)
+    w = np.array([float(weights[k]) for k in names])
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be >= 0 with a positive sum, got {weights}")
+    current = np.zeros(len(names))
+    out = []
+    for _ in range(n):
+        current += w
+        i = int(np.argmax(current))
+        current[i] -= w.sum()
+        out.append(names[i])
+    return out
+
+
+def subject_labels(sim: dict) -> tuple[list[str], list[str]]:
+    """Patient (P001, ...) and control (C001, ...) subject labels of the synthetic cohort."""
+    return (
+        [f"P{i + 1:03d}" for i in range(int(sim["n_patients"]))],
+        [f"C{i + 1:03d}" for i in range(int(sim["n_controls"]))],
+    )
+
+
+def subject_rng(seed: int, label: str) -> np.random.Generator:
+    """Random generator of one subject: depends only on the cohort seed and the subject label."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(label.encode())]))
+
+
+def protocol_weights(sim: dict, protocols: dict) -> dict[str, float]:
+    """Relative protocol frequencies: the config override or the protocol file's weights."""
+    if sim.get("protocol_weights"):
+        unknown = set(sim["protocol_weights"]) - set(protocols["clinical"])
+        if unknown:
+            raise ValueError(
+                f"simulate.protocol_weights names unknown protocol(s) {sorted(unknown)}; "
+                f"known: {sorted(protocols['clinical'])}"
+            )
+        return {k: float(v) for k, v in sim["protocol_weights"].items()}
+    return {k: float(p.get("weight", 1)) for k, p in protocols["clinical"].items()}
+
+
+def cohort_table(sim: dict, protocols: dict) -> pd.DataFrame:
+    """participants.tsv content: demographics, protocol, scanner, split, group, session gap."""
+    patients, controls = subject_labels(sim)
+    prot = weighted_schedule(len(patients), protocol_weights(sim, protocols))
+    split = weighted_schedule(len(patients), {k: v for k, v in sim["split_counts"].items() if v > 0})
+    rows = []
+    for i, label in enumerate(patients + controls):
+        p = subject_params(sim, label, prot[i] if i < len(patients) else None)
+        scanner = "n/a"
+        if p["protocol"]:
+            c = protocols["clinical"][p["protocol"]]
+            scanner = f"{c['manufacturer']} {c['model']} {c['field_strength']}T"
+        rows.append(
+            {
+                "participant_id": f"sub-{label}",
+                "age": p["age"],
+                "sex": p["sex"],
+                "group": p["group"],
+                "protocol": p["protocol"] or "n/a",
+                "scanner": scanner,
+                "split": split[i] if i < len(patients) else "n/a",
+                "days_between_sessions": p["days"][-1] if p["group"] == "patient" else "n/a",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def subject_params(sim: dict, label: str, protocol: str | None) -> dict:
+    """Sample a subject's anatomy, lesion load, head geometry and session schedule from its own seed."""
+    rng = subject_rng(sim["seed"], label)
+    group = "control" if label.startswith("C") else "patient"
+    age = float(np.clip(rng.normal(67 if group == "patient" else 66, 10), 40, 90))
+    sex = "F" if rng.uniform() < 0.31 else "M"  # paper: 19/61 patients and 59/190 controls women
+    atrophy = float(np.clip((age - 45) / 45 + rng.normal(0, 0.15), 0, 1))
+    scale = (1.0 if sex == "F" else 1.05) * rng.normal(1.0, 0.03) * rng.normal(1.0, 0.02, 3)
+    lo, hi = sim.get("days_between_sessions", [8, 95])
+    if group == "patient":
+        days = [0, int(rng.integers(lo, hi + 1))]
+    else:
+        days = [round(30.4 * m) for m in sim["control_months"]]
+    return {
+        "label": label,
+        "group": group,
+        "protocol": protocol,
+        "age": round(age, 1),
+        "sex": sex,
+        "atrophy": round(atrophy, 3),
+        "scale": [round(float(s), 4) for s in scale],
+        "deformation_rms_mm": round(float(rng.uniform(1.5, 3.5)), 2),
+        "pv_wmh_ml": round(float(rng.lognormal(np.log(1.5 + 12 * atrophy), 0.7)), 2),
+        "n_deep_lesions": int(rng.poisson(2 + 10 * atrophy)),
+        "lesion_growth_per_90_days": round(float(rng.uniform(0.02, 0.12)), 3),
+        "stroke": bool(group == "patient" and rng.uniform() < float(sim.get("stroke_probability", 0.2))),
+        "stroke_side": int(rng.choice([-1, 1])),
+        "stroke_radius_mm": round(float(rng.uniform(8, 15)), 1),
+        "csf_shell_mm": round(float(rng.uniform(1.5, 3.0)), 2),
+        "bone_mm": round(float(rng.uniform(1.2, 2.0)), 2),
+        "diploe_mm": round(float(rng.uniform(2.0, 4.0)), 2),
+        "galea_mm": round(float(rng.uniform(1.0, 2.0)), 2),
+        "subcut_mm": round(float(rng.uniform(2.5, 6.0)), 2),
+        "skin_mm": round(float(rng.uniform(1.0, 2.0)), 2),
+        "days": days,
+        "anatomy_seed": int(rng.integers(2**31)),
+    }
+
+
+@dataclass
+class SessionPlan:
+    """One session to acquire: its label, protocol description, lesion growth and head pose."""
+
+    session: str
+    protocol_name: str
+    protocol: dict
+    growth: float
+    days: int
+
+
+def session_plans(sim: dict, params: dict, protocols: dict, sessions: dict) -> list[SessionPlan]:
+    """Sessions of a subject: clinical + research for patients, research at each month for controls."""
+    g = params["lesion_growth_per_90_days"]
+    research = protocols["research"]
+    if sim.get("research_voxel_mm"):
+        vox = float(sim["research_voxel_mm"])
+        research = {
+            **research,
+            "sequences": {
+                k: {**q, "acquired_mm": vox, "recon_mm": vox, "thickness_mm": vox}
+                for k, q in research["sequences"].items()
+            },
+        }
+    if params["group"] == "patient":
+        gap = params["days"][1]
+        return [
+            SessionPlan(sessions["clinical"], params["protocol"], protocols["clinical"][params["protocol"]], 0.0, 0),
+            SessionPlan(sessions["research"], "research", research, g * gap / 90, gap),
+        ]
+    prefix = sessions.get("longitudinal_prefix", "month")
+    return [
+        SessionPlan(f"{prefix}{m:02d}", "research", research, g * d / 90 / 4, d)
+        for m, d in zip(sim["control_months"], params["days"], strict=True)
+    ]
+
+
+def _signal_map(anat: Anatomy, fractions: dict[str, np.ndarray], field: float, seq: dict) -> np.ndarray:
+    table = signal_table(field, seq)
+    s = np.zeros(anat.tm.shape, np.float32)
+    for name, f in fractions.items():
+        s += f * np.float32(table[name])
+    head_lut = np.zeros(max(LABELS.values()) + 1, np.float32)
+    for name, index in LABELS.items():
+        if name != "gliosis":
+            head_lut[index] = table[name]
+    return np.where(anat.icv, s, head_lut[anat.head]).astype(np.float32)
+
+
+def _pose(rng: np.random.Generator, rot_sd: float, trans_sd: float) -> np.ndarray:
+    return rigid(
+        np.clip(rng.normal(0, rot_sd, 3), -3 * rot_sd, 3 * rot_sd),
+        np.clip(rng.normal(0, trans_sd, 3), -3 * trans_sd, 3 * trans_sd),
+        BRAIN_CENTRE,
+    )
+
+
+def _to_template_voxels(anat: Anatomy, deform: Deformation, pose: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    inv = np.linalg.inv(pose)
+    subj = pts @ inv[:3, :3].T + inv[:3, 3]
+    return anat.tm.voxel(deform.to_template(subj)).T
+
+
+def _atomic_save(img: nib.Nifti1Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.nii.gz")
+    nib.save(img, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _nifti(data: np.ndarray, affine: np.ndarray, dtype: type) -> nib.Nifti1Image:
+    img = nib.Nifti1Image(data.astype(dtype), affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.header.set_xyzt_units("mm", "sec")
+    return img
+
+
+def simulate_subject(
+    sim: dict, label: str, protocol: str | None, bids_root: str | os.PathLike, sessions: dict, protocols: dict
+) -> list[Path]:
+    """Generate every image, sidecar and ground-truth file of one subject; returns the written paths."""
+    bids_root = Path(bids_root)
+    gt_root = bids_root / "derivatives" / GT_NAME
+    params = subject_params(sim, label, protocol)
+    rng = np.random.default_rng(params["anatomy_seed"])
+    res = int(sim.get("template_resolution_mm", 1))
+    anat = build_anatomy(params, rng, res)
+    deform = make_deformation(anat.tm, np.asarray(params["scale"]), params["deformation_rms_mm"], rng)
+    min_vox = float(sim.get("min_voxel_mm", 0))
+    fine = float(anat.tm.resolution)
+    written: list[Path] = []
+    tm = anat.tm
+    t_sl = tuple(slice(o, o + n) for o, n in zip(tm.offset, tm.template_shape, strict=True))
+
+    # ground-truth deformation (coarse coordinate fields, trilinear interpolation defines them)
+    for data, aff, frm, to in (
+        (deform.forward, deform.forward_affine, "subject", TEMPLATE_SPACE),
+        (deform.inverse, deform.inverse_affine, TEMPLATE_SPACE, "subject"),
+    ):
+        p = Path(bids(gt_root, subject=label, suffix="xfm", from_=frm, to=to, mode="image"))
+        img = _nifti(data[:, :, :, None, :], aff, np.float32)
+        img.header.set_intent("vector", (), name="coordinates_mm")
+        _atomic_save(img, p)
+        written.append(p)
+
+    session_rows = []
+    for plan in session_plans(sim, params, protocols, sessions):
+        srng = subject_rng(sim["seed"], f"{label}-{plan.session}")
+        is_research = plan.protocol_name == "research"
+        pose = _pose(srng, 2.0 if is_research else 4.0, 3.0 if is_research else 5.0)
+        fractions = anat.session_fractions(plan.growth)
+        labels = anat.labels(fractions)
+        field = float(plan.protocol["field_strength"])
+        session_rows.append(
+            {
+                "session_id": f"ses-{plan.session}",
+                "days_from_first_session": plan.days,
+                "protocol": plan.protocol_name,
+            }
+        )
+        wmh_ml = float(fractions["wmh"].sum() * tm.resolution**3 / 1000)
+        # template-space truth: the anatomy before the subject's deformation
+        p = Path(
+            bids(
+                gt_root,
+                subject=label,
+                session=plan.session,
+                datatype="anat",
+                space=TEMPLATE_SPACE,
+                desc="tissue",
+                suffix="dseg",
+            )
+        )
+        _atomic_save(_nifti(labels[t_sl], tm.template_affine, np.uint8), p)
+        written.append(p)
+        vols = {n: round(float(f.sum() * tm.resolution**3 / 1000), 3) for n, f in fractions.items()}
+        truth = {
+            "lesion_growth": plan.growth,
+            "days_from_first_session": plan.days,
+            "wmh_ml": round(wmh_ml, 3),
+            "tissue_volumes_ml": vols,
+            "icv_ml": round(float(anat.icv.sum() * tm.resolution**3 / 1000), 2),
+        }
+        for seq_name in SEQUENCES:
+            seq = plan.protocol["sequences"][seq_name]
+            seq_pose = rigid(srng.normal(0, 0.5, 3), srng.normal(0, 0.5, 3), BRAIN_CENTRE) @ pose
+            smap = _signal_map(anat, fractions, field, seq)
+
+            def sampler(pts: np.ndarray, smap: np.ndarray = smap, seq_pose: np.ndarray = seq_pose) -> np.ndarray:
+                return ndi.map_coordinates(
+                    smap, _to_template_voxels(anat, deform, seq_pose, pts), order=1, cval=0.0, mode="constant"
+                )
+
+            geo = geometry(seq, min_vox)
+            table = signal_table(field, seq)
+            ref = max(table[k] for k in ("csf", "gm", "wm"))
+            noise = table["wm"] / float(seq["snr"])
+            fov_centre = seq_pose[:3, :3] @ BRAIN_CENTRE + seq_pose[:3, 3] + srng.normal(0, 3, 3)
+            img, aff = acquire(sampler, geo, fov_centre, fine, noise, float(seq.get("bias", 0)), srng)
+            gain = float(srng.uniform(0.8, 1.25)) * 1000.0 / ref
+            data = np.clip(np.round(img * gain), 0, 32767)
+            p = Path(bids(bids_root, subject=label, session=plan.session, datatype="anat", suffix=seq_name))
+            _atomic_save(_nifti(data, aff, np.int16), p)
+            written.append(p)
+            side = {
+                "Manufacturer": plan.protocol["manufacturer"],
+                "ManufacturersModelName": plan.protocol["model"],
+                "MagneticFieldStrength": field,
+                "ProtocolName": plan.protocol_name,
+                "SeriesDescription": f"{seq['mode']} {seq['orientation']} {seq_name}",
+                "MRAcquisitionType": seq["mode"],
+                "PulseSequenceType": {
+                    "se": "spin echo",
+                    "ir": "inversion recovery",
+                    "gre": "spoiled gradient echo",
+                }[seq["type"]],
+                "RepetitionTime": float(seq["TR"]) / 1000,
+                "EchoTime": float(seq["TE"]) / 1000,
+                "SliceThickness": geo.thickness,
+                "SpacingBetweenSlices": geo.spacing,
+                "AcquisitionMatrixPE": int(geo.acquired_matrix[1]),
+                "ReconMatrixPE": int(geo.recon_matrix[1]),
+                "SliceOrientation": seq["orientation"],
+                "AngulationDeg": float(seq.get("angulation_deg", 0)),
+                "SimulatedSNR_WM": float(seq["snr"]),
+                "GeneratedBy": f"brainsr {brainsr.__version__} simulate",
+            }
+            if "TI" in seq:
+                side["InversionTime"] = float(seq["TI"]) / 1000
+            if "flip_deg" in seq:
+                side["FlipAngle"] = float(seq["flip_deg"])
+            pj = p.with_name(p.name.replace(".nii.gz", ".json"))
+            _atomic_text(json.dumps(side, indent=2) + "\n", pj)
+            written.append(pj)
+            # ground truth on this image's grid: labels, ICV mask, WMH and stroke masks; pose
+            ijk = np.indices(data.shape, dtype=np.float32).reshape(3, -1)
+            pts = (aff[:3, :3] @ ijk).T + aff[:3, 3]
+            vox = _to_template_voxels(anat, deform, seq_pose, pts)
+            lab = ndi.map_coordinates(labels, vox, order=0, cval=0, mode="constant").reshape(data.shape)
+            icv = ndi.map_coordinates(anat.icv.astype(np.uint8), vox, order=0, cval=0).reshape(data.shape)
+            for suffix, arr, ent in (
+                ("dseg", lab, {"desc": "tissue"}),
+                ("mask", icv, {"desc": "brain"}),
+                ("mask", lab == LABELS["wmh"], {"label": "WMH"}),
+                ("mask", lab == LABELS["stroke"], {"label": "stroke"}),
+            ):
+                p = Path(
+                    bids(
+                        gt_root,
+                        subject=label,
+                        session=plan.session,
+                        datatype="anat",
+                        space=seq_name,
+                        suffix=suffix,
+                        **ent,
+                    )
+                )
+                _atomic_save(_nifti(arr, aff, np.uint8), p)
+                written.append(p)
+            p = Path(
+                bids(
+                    gt_root,
+                    subject=label,
+                    session=plan.session,
+                    datatype="anat",
+                    suffix="xfm",
+                    extension=".txt",
+                    from_="subject",
+                    to=seq_name,
+                    mode="image",
+                )
+            )
+            _atomic_text(
+                "# subject-frame mm -> scanner mm of this image (RAS, 4x4)\n"
+                + "\n".join(" ".join(f"{v:.8f}" for v in row) for row in seq_pose)
+                + "\n",
+                p,
+            )
+            written.append(p)
+        p = Path(
+            bids(
+                gt_root,
+                subject=label,
+                session=plan.session,
+                datatype="anat",
+                desc="truth",
+                suffix="info",
+                extension=".json",
+            )
+        )
+        _atomic_text(json.dumps(truth, indent=2) + "\n", p)
+        written.append(p)
+    p = Path(bids(bids_root, subject=label, suffix="sessions", extension=".tsv"))
+    _atomic_text(pd.DataFrame(session_rows).to_csv(sep="\t", index=False), p)
+    written.append(p)
+    p = Path(bids(gt_root, subject=label, desc="simulation", suffix="params", extension=".json"))
+    _atomic_text(json.dumps(params, indent=2) + "\n", p)
+    written.append(p)
+    return written
+
+
+def write_dataset_files(sim: dict, bids_root: str | os.PathLike, protocols: dict) -> list[Path]:
+    """Dataset-level files: dataset_description.json, participants.tsv/.json, README, ground-truth lookup."""
+    root = Path(bids_root)
+    gt = root / "derivatives" / GT_NAME
+    generated = [
+        {
+            "Name": "brainsr",
+            "Version": brainsr.__version__,
+            "Description": "brainsr simulate: synthetic paired clinical/research cohort",
+        }
+    ]
+    files = {
+        root / "dataset_description.json": json.dumps(
+            {
+                "Name": "brainsr synthetic paired clinical/research cohort",
+                "BIDSVersion": "1.9.0",
+                "DatasetType": "raw",
+                "License": "CC0",
+                "GeneratedBy": generated,
+                "HowToAcknowledge": "Built from the MNI152 2009 maps distributed with nilearn.",
+            },
+            indent=2,
+        )
+        + "\n",
+        gt / "dataset_description.json": json.dumps(
+            {
+                "Name": "brainsr synthetic cohort ground truth",
+                "BIDSVersion": "1.9.0",
+                "DatasetType": "derivative",
+                "GeneratedBy": generated,
+            },
+            indent=2,
+        )
+        + "\n",
+        root / "participants.tsv": cohort_table(sim, protocols).to_csv(sep="\t", index=False),
+        root / "participants.json": json.dumps(
+            {
+                "age": {"Description": "age at the first session", "Units": "year"},
+                "sex": {"Description": "sex", "Levels": {"F": "female", "M": "male"}},
+                "group": {"Description": "patient (paired clinical + research) or control (repeated research)"},
+                "protocol": {"Description": "clinical acquisition protocol (resources/protocols.yaml)"},
+                "scanner": {"Description": "clinical scanner"},
+                "split": {"Description": "train / validation / test (by subject)"},
+                "days_between_sessions": {"Description": "days from the clinical to the research session"},
+            },
+            indent=2,
+        )
+        + "\n",
+        root / "README": (
+            "Synthetic paired clinical (1.5 T, five protocols) and research (3 T, 1 mm) brain MRI "
+            "cohort generated by `brainsr simulate`. Ground truth under derivatives/groundtruth.\n"
+        ),
+        gt / "desc-tissue_dseg.tsv": pd.DataFrame(
+            [
+                {"index": i, "name": n, "intracranial": n in INTRACRANIAL, "description": DESCRIPTIONS[n]}
+                for n, i in LABELS.items()
+                if n != "gliosis"
+            ]
+        ).to_csv(sep="\t", index=False),
+    }
+    for path, text in files.items():
+        _atomic_text(text, path)
+    assert set(TISSUES) >= set(LABELS)
+    return list(files)

@@ -1,0 +1,134 @@
+"""Keep the conda environments in envs/ in sync with the dependencies declared in pyproject.toml."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+REPO = Path(__file__).resolve().parents[1]
+ENV_DIR = REPO / "envs"
+ENV_FILES = sorted(ENV_DIR.glob("*.yaml"))
+
+#: Environments the workflow rules refer to, with the packages each must provide at least.
+EXPECTED_ENVS = {
+    "brainsr": set(),  # all of pyproject, checked separately
+    "imaging": {
+        "nibabel",
+        "nilearn",
+        "antspyx",
+        "fslpy",
+        "nipype",
+        "scikit-image",
+        "scipy",
+        "numpy",
+        "pandas",
+    },
+    "torch": {"torch", "torchio", "tensorboard", "tqdm", "numpy"},
+    "report": {"pandas", "matplotlib", "seaborn", "nilearn"},
+}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _pyproject_requirements() -> dict[str, Requirement]:
+    reqs = [Requirement(line) for line in _pyproject()["project"]["dependencies"]]
+    return {_normalise(r.name): r for r in reqs}
+
+
+def _env(path: Path) -> dict[str, Any]:
+    env = yaml.safe_load(path.read_text())
+    assert isinstance(env, dict), path
+    return env
+
+
+def _pip_requirements(path: Path) -> list[Requirement]:
+    sections = [d["pip"] for d in _env(path)["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert len(sections) == 1, f"{path.name}: expected exactly one pip section"
+    return [Requirement(line) for line in sections[0]]
+
+
+def _conda_packages(path: Path) -> list[str]:
+    return [d for d in _env(path)["dependencies"] if isinstance(d, str)]
+
+
+def test_expected_env_files_exist() -> None:
+    assert {p.stem for p in ENV_FILES} >= set(EXPECTED_ENVS)
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_layout(path: Path) -> None:
+    env = _env(path)
+    assert env["channels"] == ["conda-forge", "nodefaults"]
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    assert header, f"{path.name}: start with a comment explaining the environment"
+    assert "`brainsr` command-line interface" in " ".join(header), f"{path.name}: say how to get brainsr"
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_conda_level_packages_are_python_and_pip_only(path: Path) -> None:
+    """Python packages come through pip, where pyproject's specifiers apply verbatim."""
+    conda = _conda_packages(path)
+    names = {re.split(r"[=<>!~ ]", spec, maxsplit=1)[0] for spec in conda}
+    assert names == {"python", "pip"}, conda
+    python = next(spec for spec in conda if spec.startswith("python"))
+    version = python.split("=", 1)[1].lstrip("=")
+    assert SpecifierSet(_pyproject()["project"]["requires-python"]).contains(version)
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_pip_requirements_match_pyproject(path: Path) -> None:
+    declared = _pyproject_requirements()
+    names = [_normalise(r.name) for r in _pip_requirements(path)]
+    assert len(names) == len(set(names)), f"{path.name}: duplicate requirements"
+    for req in _pip_requirements(path):
+        name = _normalise(req.name)
+        assert name in declared, f"{path.name}: {req.name} is not a dependency in pyproject.toml"
+        assert req.specifier == declared[name].specifier, (
+            f"{path.name}: {req} differs from pyproject's {declared[name]}"
+        )
+        assert req.extras == declared[name].extras, f"{path.name}: extras of {req.name}"
+        assert req.marker == declared[name].marker, f"{path.name}: marker of {req.name}"
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED_ENVS))
+def test_env_provides_its_packages(stem: str) -> None:
+    names = {_normalise(r.name) for r in _pip_requirements(ENV_DIR / f"{stem}.yaml")}
+    assert names >= EXPECTED_ENVS[stem]
+
+
+def test_brainsr_env_covers_all_pyproject_dependencies() -> None:
+    names = {_normalise(r.name) for r in _pip_requirements(ENV_DIR / "brainsr.yaml")}
+    assert names == set(_pyproject_requirements())
+
+
+def test_torch_pins() -> None:
+    everywhere = [("pyproject.toml", list(_pyproject_requirements().values()))]
+    everywhere += [(p.name, _pip_requirements(p)) for p in ENV_FILES]
+    seen_torch = seen_torchio = 0
+    for where, reqs in everywhere:
+        for req in reqs:
+            if _normalise(req.name) == "torch":
+                seen_torch += 1
+                assert str(req.specifier) == "==2.13.0", where
+            if _normalise(req.name) == "torchio":
+                seen_torchio += 1
+                assert any(s.operator == "<" and s.version == "2" for s in req.specifier), where
+    assert seen_torch >= 3  # pyproject, envs/brainsr.yaml, envs/torch.yaml
+    assert seen_torchio >= 3

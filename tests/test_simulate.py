@@ -1,0 +1,292 @@
+"""Synthetic cohort: MR physics, acquisition geometry, ground-truth transforms, determinism, BIDS validity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+from scipy import ndimage as ndi
+
+from brainsr.bids import discover
+from brainsr.paths import bids, parse_bids_name
+from brainsr.simulate.acquire import ORIENTATION_AXES, geometry, rotation, slice_profile
+from brainsr.simulate.cohort import (
+    GT_NAME,
+    load_protocols,
+    session_plans,
+    simulate_subject,
+    subject_params,
+    weighted_schedule,
+    write_dataset_files,
+)
+from brainsr.simulate.mr import LABELS, signal_table
+
+REPO = Path(__file__).resolve().parents[1]
+PROTOCOLS = load_protocols(REPO / "resources" / "protocols.yaml")
+SESSIONS = {"clinical": "clinical", "research": "research", "longitudinal_prefix": "month"}
+SEQS = ("T1w", "T2w", "FLAIR")
+
+
+def tiny_sim(**over) -> dict:
+    """The tiny preset's simulate section merged over config.yaml."""
+    sim = yaml.safe_load((REPO / "config.yaml").read_text())["simulate"]
+    sim.update(yaml.safe_load((REPO / "workflow/presets/tiny.yaml").read_text())["simulate"])
+    sim.update(over)
+    return sim
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    """One patient (protocol P2: sagittal T1w, oblique axial T2w/FLAIR) and the dataset files, at 2 mm."""
+    root = tmp_path_factory.mktemp("cohort")
+    sim = tiny_sim(n_patients=1, n_controls=0, split_counts={"train": 1}, protocol_weights={"P2": 1})
+    write_dataset_files(sim, root, PROTOCOLS)
+    simulate_subject(sim, "P001", "P2", root, SESSIONS, PROTOCOLS)
+    return root
+
+
+def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
+    img = nib.load(path)
+    return np.asarray(img.dataobj, np.float32), img.affine
+
+
+def _means(root: Path, session: str, seq: str) -> dict[str, float]:
+    img, _ = _load(bids(root, subject="P001", session=session, datatype="anat", suffix=seq))
+    lab, _ = _load(
+        bids(
+            root / "derivatives" / GT_NAME,
+            subject="P001",
+            session=session,
+            datatype="anat",
+            space=seq,
+            desc="tissue",
+            suffix="dseg",
+        )
+    )
+    # medians over labels eroded in-plane, away from partial volume
+    st = np.zeros((3, 3, 1), bool)
+    st[:, :, 0] = True
+    out = {}
+    for name in ("csf", "gm", "wm", "wmh"):
+        m = ndi.binary_erosion(lab == LABELS[name], st) if name != "wmh" else lab == LABELS[name]
+        out[name] = float(np.median(img[m])) if m.sum() > 20 else float("nan")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- physics
+@pytest.mark.parametrize("name", ["research", *PROTOCOLS["clinical"]])
+def test_signal_equations_give_textbook_contrast(name):
+    prot = PROTOCOLS["research"] if name == "research" else PROTOCOLS["clinical"][name]
+    t = {s: signal_table(prot["field_strength"], prot["sequences"][s]) for s in SEQS}
+    assert t["T1w"]["wm"] > t["T1w"]["gm"] > t["T1w"]["csf"]
+    assert t["T2w"]["csf"] > t["T2w"]["gm"] > t["T2w"]["wm"]
+    assert t["FLAIR"]["csf"] < 0.3 * t["FLAIR"]["wm"]  # CSF nulled
+    assert t["FLAIR"]["wmh"] > 1.3 * t["FLAIR"]["wm"]  # lesions bright on FLAIR
+    assert t["T2w"]["wmh"] > t["T2w"]["wm"] and t["T1w"]["wmh"] < t["T1w"]["wm"]  # bright on T2w, dark on T1w
+    assert t["T2w"]["sinus"] < t["T2w"]["wm"]  # venous sinuses hypointense on T2w (flow void)
+    assert t["FLAIR"]["pial"] > t["FLAIR"]["csf"] and t["T1w"]["pial"] < t["T1w"]["gm"]
+
+
+@pytest.mark.parametrize("session", ["research", "clinical"])
+def test_simulated_images_have_expected_tissue_contrast(cohort, session):
+    t1, t2, fl = (_means(cohort, session, s) for s in SEQS)
+    assert t1["wm"] > t1["gm"] > t1["csf"]
+    assert t2["csf"] > t2["gm"] > t2["wm"]
+    assert fl["csf"] < fl["gm"] and fl["csf"] < fl["wm"]
+    if not np.isnan(fl["wmh"]):
+        assert fl["wmh"] > fl["wm"]
+
+
+def test_slice_profile_is_a_unit_rectangle_with_soft_edges():
+    z = np.linspace(-10, 10, 2001)
+    p = slice_profile(z, 5.0)
+    assert p.max() == pytest.approx(1.0, abs=1e-6)
+    assert np.trapezoid(p, z) == pytest.approx(5.0, rel=1e-3)  # integral = thickness
+    assert slice_profile(np.array([2.5]), 5.0)[0] == pytest.approx(0.5, abs=1e-6)  # half height at the edge
+
+
+# --------------------------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("seq", SEQS)
+def test_clinical_geometry_matches_protocol(cohort, seq):
+    spec = PROTOCOLS["clinical"]["P2"]["sequences"][seq]
+    img = nib.load(bids(cohort, subject="P001", session="clinical", datatype="anat", suffix=seq))
+    geo = geometry(spec, min_voxel_mm=2.0)
+    zooms = np.asarray(img.header.get_zooms()[:3])
+    np.testing.assert_allclose(zooms, [geo.recon, geo.recon, geo.thickness + geo.gap], atol=1e-4)
+    normal = img.affine[:3, 2] / np.linalg.norm(img.affine[:3, 2])
+    expected = rotation(np.array([spec["angulation_deg"], 0, 0])) @ ORIENTATION_AXES[spec["orientation"]][:, 2]
+    assert abs(normal @ expected) > 0.9999
+    # the slice normal is closest to the axis the protocol names (axial: z, coronal: y, sagittal: x)
+    assert int(np.argmax(np.abs(normal))) == {"sagittal": 0, "coronal": 1, "axial": 2}[spec["orientation"]]
+    side = json.loads(Path(str(img.get_filename()).replace(".nii.gz", ".json")).read_text())
+    assert side["MagneticFieldStrength"] == 1.5
+    assert side["SliceThickness"] == pytest.approx(geo.thickness)
+
+
+def _pose(root: Path, session: str, seq: str) -> np.ndarray:
+    p = bids(
+        root / "derivatives" / GT_NAME,
+        subject="P001",
+        session=session,
+        datatype="anat",
+        suffix="xfm",
+        extension=".txt",
+        from_="subject",
+        to=seq,
+        mode="image",
+    )
+    return np.loadtxt(p)
+
+
+def _clinical_on_research(root: Path, seq: str, shift_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    res_img, res_aff = _load(bids(root, subject="P001", session="research", datatype="anat", suffix=seq))
+    cli_img, cli_aff = _load(bids(root, subject="P001", session="clinical", datatype="anat", suffix=seq))
+    ijk = np.indices(res_img.shape, dtype=np.float64).reshape(3, -1)
+    world = res_aff[:3, :3] @ ijk + res_aff[:3, 3:4]
+    to_clin = _pose(root, "clinical", seq) @ np.linalg.inv(_pose(root, "research", seq))
+    world_c = to_clin[:3, :3] @ world + to_clin[:3, 3:4] + np.array([[shift_mm], [0], [0]])
+    vox = np.linalg.inv(cli_aff)[:3, :3] @ world_c + np.linalg.inv(cli_aff)[:3, 3:4]
+    return res_img, ndi.map_coordinates(cli_img, vox, order=1).reshape(res_img.shape)
+
+
+@pytest.mark.parametrize("seq", SEQS)
+def test_true_transform_maps_clinical_onto_research(cohort, seq):
+    mask, _ = _load(
+        bids(
+            cohort / "derivatives" / GT_NAME,
+            subject="P001",
+            session="research",
+            datatype="anat",
+            space=seq,
+            desc="brain",
+            suffix="mask",
+        )
+    )
+    research, clinical = _clinical_on_research(cohort, seq)
+    r_true = np.corrcoef(research[mask > 0], clinical[mask > 0])[0, 1]
+    research, clinical = _clinical_on_research(cohort, seq, shift_mm=8.0)
+    r_wrong = np.corrcoef(research[mask > 0], clinical[mask > 0])[0, 1]
+    assert r_true > 0.75
+    assert r_true > r_wrong + 0.1
+
+
+def test_ground_truth_brain_mask_excludes_the_skull(cohort):
+    for session in ("research", "clinical"):
+        _img, _ = _load(bids(cohort, subject="P001", session=session, datatype="anat", suffix="T1w"))
+        mask, _ = _load(
+            bids(
+                cohort / "derivatives" / GT_NAME,
+                subject="P001",
+                session=session,
+                datatype="anat",
+                space="T1w",
+                desc="brain",
+                suffix="mask",
+            )
+        )
+        lab, _ = _load(
+            bids(
+                cohort / "derivatives" / GT_NAME,
+                subject="P001",
+                session=session,
+                datatype="anat",
+                space="T1w",
+                desc="tissue",
+                suffix="dseg",
+            )
+        )
+        head = (lab >= LABELS["bone"]) & (mask == 0)
+        assert head.sum() > 0.2 * (mask > 0).sum()  # real extracranial tissue for brain extraction to remove
+        assert not np.any((mask > 0) & (lab == LABELS["bone"]))
+
+
+# ---------------------------------------------------------------------------------------- determinism
+def test_same_seed_gives_identical_arrays(cohort, tmp_path):
+    sim = tiny_sim(n_patients=1, n_controls=0, split_counts={"train": 1})
+    simulate_subject(sim, "P001", "P2", tmp_path, SESSIONS, PROTOCOLS)
+    for f in sorted(cohort.glob("sub-P001/ses-*/anat/*.nii.gz")):
+        a = np.asarray(nib.load(f).dataobj)
+        b = np.asarray(nib.load(tmp_path / f.relative_to(cohort)).dataobj)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_subject_depends_only_on_its_own_seed():
+    small, large = tiny_sim(n_patients=3), tiny_sim(n_patients=30, split_counts={"train": 30})
+    assert subject_params(small, "P002", "P2") == subject_params(large, "P002", "P2")
+    assert subject_params(small, "P002", "P2") != subject_params(small, "P003", "P2")
+    assert subject_params(small, "P002", "P2") != subject_params(tiny_sim(seed=7), "P002", "P2")
+
+
+def test_protocol_and_split_schedules_follow_the_paper_and_are_prefix_stable():
+    weights = {k: v["weight"] for k, v in PROTOCOLS["clinical"].items()}
+    sched = weighted_schedule(61, weights)
+    assert {k: sched.count(k) for k in weights} == {"P1": 14, "P2": 36, "P3": 6, "P4": 1, "P5": 4}
+    assert weighted_schedule(20, weights) == sched[:20]
+    split = weighted_schedule(61, {"train": 40, "validation": 11, "test": 10})
+    assert (split.count("train"), split.count("validation"), split.count("test")) == (40, 11, 10)
+
+
+def test_sessions_and_lesion_growth():
+    sim = tiny_sim()
+    patient = subject_params(sim, "P001", "P1")
+    plans = session_plans(sim, patient, PROTOCOLS, SESSIONS)
+    assert [p.session for p in plans] == ["clinical", "research"]
+    assert 8 <= plans[1].days <= 95 and plans[1].growth > 0 and plans[0].growth == 0
+    control = subject_params(sim, "C001", None)
+    plans = session_plans(sim, control, PROTOCOLS, SESSIONS)
+    assert [p.session for p in plans] == ["month00", "month02"]
+    assert all(p.protocol_name == "research" for p in plans)
+
+
+# ---------------------------------------------------------------------------------------- BIDS validity
+def test_output_is_a_valid_bids_dataset(cohort):
+    from bids_validator import BIDSValidator
+
+    desc = json.loads((cohort / "dataset_description.json").read_text())
+    assert desc["BIDSVersion"] and desc["Name"] and desc["DatasetType"] == "raw"
+    gt_desc = json.loads((cohort / "derivatives" / GT_NAME / "dataset_description.json").read_text())
+    assert gt_desc["DatasetType"] == "derivative" and gt_desc["GeneratedBy"]
+    validator = BIDSValidator()
+    raw = [p for p in cohort.rglob("*") if p.is_file() and "derivatives" not in p.parts]
+    for p in raw:
+        rel = "/" + p.relative_to(cohort).as_posix()
+        assert validator.is_bids(rel), f"not a valid BIDS path: {rel}"
+    for p in (cohort / "derivatives").rglob("sub-*"):
+        if p.is_file():
+            parse_bids_name(p)  # raises on malformed derivative names
+    participants = (cohort / "participants.tsv").read_text().splitlines()
+    assert participants[0].split("\t")[:7] == [
+        "participant_id",
+        "age",
+        "sex",
+        "group",
+        "protocol",
+        "scanner",
+        "split",
+    ]
+    for image in cohort.glob("sub-*/ses-*/anat/*.nii.gz"):
+        side = json.loads(image.with_name(image.name.replace(".nii.gz", ".json")).read_text())
+        for key in (
+            "MagneticFieldStrength",
+            "Manufacturer",
+            "RepetitionTime",
+            "EchoTime",
+            "SliceThickness",
+            "ProtocolName",
+        ):
+            assert key in side, f"{image.name} sidecar lacks {key}"
+        if image.name.endswith("FLAIR.nii.gz"):
+            assert "InversionTime" in side
+
+
+def test_bids_layer_pairs_the_generated_sessions(cohort):
+    inv = discover(cohort)
+    assert [p.subject for p in inv.pairs] == ["P001"]
+    pair = inv.pairs[0]
+    assert pair.protocol == "P2" and pair.split == "train"
+    assert set(pair.clinical.images) == set(SEQS) == set(pair.research.images)
+    assert not inv.errors

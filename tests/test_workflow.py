@@ -1,0 +1,103 @@
+"""The Snakemake workflow: lint, config errors at start-up, CLI help, and an end-to-end run of the tiny preset."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "workflow" / "presets" / "tiny.yaml"
+SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+BRAINSR = shutil.which("brainsr") or str(Path(sys.executable).with_name("brainsr"))
+
+
+def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["simulate"], ["simulate", "subject"], ["simulate", "dataset"], ["cohort-qc"], ["inventory"],
+     ["validate-config"]],
+)
+def test_cli_help(command):
+    out = subprocess.run([BRAINSR, *command, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "usage: brainsr" in out.stdout
+
+
+def test_lint_is_clean(tmp_path):
+    out = snakemake("--lint", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Lints for" not in out.stdout, out.stdout
+
+
+def test_bad_config_key_stops_the_run_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("simulate:\n  n_patiens: 3\n")
+    out = snakemake("-n", "--cores", "1", "--configfile", str(TINY), str(bad), cwd=tmp_path)
+    assert out.returncode != 0
+    assert "n_patiens" in out.stdout + out.stderr
+
+
+def test_bad_config_value_names_the_key(tmp_path):
+    out = snakemake("-n", "--cores", "1", "--configfile", str(TINY), "--config", "output_dir=[1]", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "output_dir" in out.stdout + out.stderr
+
+
+@pytest.mark.e2e
+def test_tiny_preset_end_to_end(tmp_path):
+    out = snakemake("--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-5000:]
+    res = tmp_path / "results"
+    bids_root = res / "sourcedata" / "synthetic"
+    assert (bids_root / "dataset_description.json").is_file()
+    images = sorted(bids_root.glob("sub-*/ses-*/anat/*.nii.gz"))
+    assert len(images) == 3 * 2 * 3 + 1 * 2 * 3  # 3 patients x 2 sessions + 1 control x 2 months, 3 sequences
+    for target in ("figures/cohort_protocols.png", "tables/cohort_quality.tsv", "tables/cohort_quality_summary.tsv",
+                   "tables/bids_inventory.tsv"):
+        assert (res / target).stat().st_size > 0, target
+    inv = pd.read_csv(res / "tables" / "bids_inventory.tsv", sep="\t")
+    assert (inv["status"] == "ok").all()
+    assert sorted(inv["subject"].unique()) == ["C001", "P001", "P002", "P003"]
+    # every rule left a log; heavy rules a benchmark
+    assert list((tmp_path / "logs" / "simulate_patient").glob("*.log"))
+    assert list((tmp_path / "logs" / "benchmarks" / "simulate_patient").glob("*.tsv"))
+    # nothing to do on a second run
+    again = snakemake("-n", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    # a new subject: only its own simulation and the group-level steps run
+    more = snakemake("-n", "--cores", "2", "--configfile", str(TINY), "--config",
+                     "simulate={n_patients: 4, split_counts: {train: 2, validation: 1, test: 1}}", cwd=tmp_path)
+    text = more.stdout + more.stderr
+    assert more.returncode == 0, text
+    assert job_stats(text) == {"simulate_patient": 1, "simulate_dataset": 1, "bids_inventory": 1, "cohort_qc": 1,
+                               "all": 1}, text
+    assert "wildcards: subject=P004" in text
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake dry run as {rule: count}."""
+    lines = text.split("Job stats:")[1].splitlines()
+    stats = {}
+    for line in lines[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        stats[parts[0]] = int(parts[1])
+    return stats

@@ -1,0 +1,180 @@
+# Config validation, dataset discovery and the path helpers every rule uses.
+import json
+import os
+
+import yaml
+
+from brainsr import TEMPLATE_SPACE
+from brainsr.bids import discover
+from brainsr.config import ConfigError, deep_merge, validate_config
+from brainsr.paths import bids
+from brainsr.simulate.cohort import (
+    GT_NAME,
+    SEQUENCES as SIM_SEQUENCES,
+    load_protocols,
+    protocol_weights,
+    subject_labels,
+    weighted_schedule,
+)
+
+# config.yaml (the working directory's, else the workflow's) is the base; --configfile presets and --config
+# values given on the command line are merged over it, then validated (defaults filled from the schema).
+_base_config = "config.yaml" if os.path.exists("config.yaml") else os.path.join(workflow.basedir, "config.yaml")
+with open(_base_config) as _fh:
+    _base = yaml.safe_load(_fh) or {}
+
+try:
+    _validated = validate_config(deep_merge(_base, config))
+except ConfigError as _exc:
+    raise WorkflowError(f"invalid configuration: {_exc}") from None
+config.clear()
+config.update(_validated)
+
+OUT = config["output_dir"]
+SESSIONS = config["sessions"]
+SEQS = list(config["sequences"])
+SYNTHETIC = not config["bids_dir"]
+BIDS_DIR = f"{OUT}/sourcedata/synthetic" if SYNTHETIC else config["bids_dir"]
+GT_DIR = f"{BIDS_DIR}/derivatives/{GT_NAME}"
+TABLES = f"{OUT}/tables"
+FIGURES = f"{OUT}/figures"
+SIM = config["simulate"]
+
+
+def repo_path(path):
+    """A relative path from the config: the working directory's file if it exists, else the workflow's."""
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    return os.path.join(workflow.basedir, path)
+
+
+SIM["protocols_file"] = repo_path(SIM["protocols_file"])
+
+if SYNTHETIC:
+    PROTOCOLS = load_protocols(SIM["protocols_file"])
+    PATIENTS, CONTROLS = subject_labels(SIM)
+    PATIENT_PROTOCOL = dict(
+        zip(PATIENTS, weighted_schedule(len(PATIENTS), protocol_weights(SIM, PROTOCOLS)))
+    )
+    CONTROL_SESSIONS = [
+        f"{SESSIONS['longitudinal_prefix']}{m:02d}" for m in SIM["control_months"]
+    ]
+else:
+    INVENTORY = discover(
+        BIDS_DIR,
+        clinical=SESSIONS["clinical"],
+        research=SESSIONS["research"],
+        longitudinal_prefix=SESSIONS["longitudinal_prefix"],
+        sequences=tuple(SEQS),
+        filters=config["bids_filters"],
+        split_column=config["split"]["column"],
+        split_fractions=config["split"]["fractions"],
+        split_seed=config["split"]["seed"],
+    )
+    for _problem in INVENTORY.problems:
+        logger.warning(f"BIDS dataset {BIDS_DIR}: {_problem}")
+    PATIENTS = INVENTORY.subjects
+    CONTROLS = [lon.subject for lon in INVENTORY.longitudinal]
+
+
+def log_path(rule_name, **wildcards):
+    """logs/<rule>/<wildcards>.log"""
+    name = "_".join(f"{k}-{v}" for k, v in wildcards.items()) or rule_name
+    return f"logs/{rule_name}/{name}.log"
+
+
+def benchmark_path(rule_name, **wildcards):
+    """logs/benchmarks/<rule>/<wildcards>.tsv"""
+    name = "_".join(f"{k}-{v}" for k, v in wildcards.items()) or rule_name
+    return f"logs/benchmarks/{rule_name}/{name}.tsv"
+
+
+def subject_sessions(subject):
+    """Session labels of a subject (patients: clinical + research; controls: repeated research)."""
+    if subject in CONTROLS:
+        if SYNTHETIC:
+            return CONTROL_SESSIONS
+        return [s.session for s in INVENTORY.longitudinal[CONTROLS.index(subject)].sessions]
+    return [SESSIONS["clinical"], SESSIONS["research"]]
+
+
+def raw_images(subject):
+    """The subject's three sequences of every session in the input BIDS dataset."""
+    return [
+        bids(BIDS_DIR, subject=subject, session=ses, datatype="anat", suffix=seq)
+        for ses in subject_sessions(subject)
+        for seq in SEQS
+    ]
+
+
+def all_raw_images():
+    return [f for sub in PATIENTS + CONTROLS for f in raw_images(sub)]
+
+
+def resources_for(family):
+    res = config["resources"].get(family, {})
+    return {"mem_mb": res.get("mem_mb", 4000), "runtime": res.get("runtime", 30)}
+
+
+def all_targets():
+    targets = [f"{TABLES}/bids_inventory.tsv"]
+    if SYNTHETIC:
+        targets += [
+            f"{FIGURES}/cohort_protocols.png",
+            f"{TABLES}/cohort_quality.tsv",
+            f"{TABLES}/cohort_quality_summary.tsv",
+        ]
+    return targets
+
+
+def dataset_root(path):
+    """BIDS root of a file inside it (the part before the first sub-* folder)."""
+    parts = path.split(os.sep)
+    for i, part in enumerate(parts):
+        if part.startswith("sub-"):
+            return os.sep.join(parts[:i]) or "."
+    return os.path.dirname(path)
+
+
+def _subject_outputs(sessions):
+    """Images, sidecars and ground truth written by `brainsr simulate subject` for these sessions."""
+    sub = "{subject}"
+    files = [bids(BIDS_DIR, subject=sub, suffix="sessions", extension=".tsv")]
+    files += [
+        bids(GT_DIR, subject=sub, suffix="xfm", from_=a, to=b, mode="image")
+        for a, b in (("subject", TEMPLATE_SPACE), (TEMPLATE_SPACE, "subject"))
+    ]
+    files.append(bids(GT_DIR, subject=sub, desc="simulation", suffix="params", extension=".json"))
+    for ses in sessions:
+        kw = dict(subject=sub, session=ses, datatype="anat")
+        files.append(bids(GT_DIR, **kw, space=TEMPLATE_SPACE, desc="tissue", suffix="dseg"))
+        files.append(bids(GT_DIR, **kw, desc="truth", suffix="info", extension=".json"))
+        for seq in SIM_SEQUENCES:
+            files.append(bids(BIDS_DIR, **kw, suffix=seq))
+            files.append(bids(BIDS_DIR, **kw, suffix=seq, extension=".json"))
+            files.append(bids(GT_DIR, **kw, space=seq, desc="tissue", suffix="dseg"))
+            files.append(bids(GT_DIR, **kw, space=seq, desc="brain", suffix="mask"))
+            files.append(bids(GT_DIR, **kw, space=seq, label="WMH", suffix="mask"))
+            files.append(bids(GT_DIR, **kw, space=seq, label="stroke", suffix="mask"))
+            files.append(
+                bids(GT_DIR, **kw, suffix="xfm", extension=".txt", from_="subject", to=seq, mode="image")
+            )
+    return files
+
+
+# Only what changes a subject's images goes into params (not n_patients, split counts, ...).
+_SUBJECT_KEYS = (
+    "seed",
+    "template_resolution_mm",
+    "min_voxel_mm",
+    "research_voxel_mm",
+    "stroke_probability",
+    "days_between_sessions",
+)
+
+
+def _subject_json(wildcards):
+    keys = _SUBJECT_KEYS + (("control_months",) if wildcards.subject in CONTROLS else ())
+    return json.dumps({k: SIM[k] for k in keys}, sort_keys=True)
+
+

@@ -1,0 +1,52 @@
+# Dataset inventory (any BIDS input) and the synthetic cohort's QC figure and realism tables.
+
+
+rule bids_inventory:
+    input:
+        images=all_raw_images(),
+        dataset=f"{BIDS_DIR}/dataset_description.json",
+        participants=[f"{BIDS_DIR}/participants.tsv"] if SYNTHETIC else [],
+    output:
+        f"{TABLES}/bids_inventory.tsv",
+    params:
+        root=lambda wildcards, input: os.path.dirname(input.dataset),
+        cfg=json.dumps(
+            {k: config[k] for k in ("sessions", "sequences", "bids_filters", "split")}, sort_keys=True
+        ),
+    log:
+        log_path("bids_inventory"),
+    conda:
+        "../../envs/imaging.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "brainsr inventory --bids-dir {params.root} --config-json {params.cfg:q} --out {output} > {log} 2>&1"
+
+
+rule cohort_qc:
+    input:
+        images=all_raw_images(),
+        participants=f"{BIDS_DIR}/participants.tsv",
+    output:
+        figure=report(
+            f"{FIGURES}/cohort_protocols.png",
+            caption="../report/cohort_protocols.rst",
+            category="Synthetic cohort",
+            labels={"figure": "clinical vs research per protocol"},
+        ),
+        table=f"{TABLES}/cohort_quality.tsv",
+        summary=f"{TABLES}/cohort_quality_summary.tsv",
+    params:
+        root=lambda wildcards, input: os.path.dirname(input.participants),
+    log:
+        log_path("cohort_qc"),
+    benchmark:
+        benchmark_path("cohort_qc")
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        **resources_for("qc"),
+    shell:
+        "brainsr cohort-qc --bids-dir {params.root} --figure {output.figure} --table {output.table} "
+        "--summary {output.summary} > {log} 2>&1"

@@ -1,0 +1,80 @@
+# The synthetic paired cohort (used when config bids_dir is empty): one job per subject plus the dataset files.
+# Each subject depends only on its own seed, so adding subjects runs only the new subjects' jobs.
+
+
+if SYNTHETIC:
+
+    rule simulate_dataset:
+        input:
+            protocols=SIM["protocols_file"],
+        output:
+            f"{BIDS_DIR}/dataset_description.json",
+            f"{BIDS_DIR}/participants.tsv",
+            f"{BIDS_DIR}/participants.json",
+            f"{GT_DIR}/dataset_description.json",
+            f"{GT_DIR}/desc-tissue_dseg.tsv",
+        params:
+            sim=json.dumps(SIM, sort_keys=True),
+            sessions=json.dumps(SESSIONS, sort_keys=True),
+            root=lambda wildcards, output: os.path.dirname(output[0]),
+        log:
+            log_path("simulate_dataset"),
+        conda:
+            "../../envs/imaging.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        shell:
+            "brainsr simulate dataset --bids-dir {params.root} --protocols {input.protocols} "
+            "--simulate-json {params.sim:q} --sessions-json {params.sessions:q} > {log} 2>&1"
+
+    rule simulate_patient:
+        input:
+            protocols=SIM["protocols_file"],
+        output:
+            _subject_outputs([SESSIONS["clinical"], SESSIONS["research"]]),
+        wildcard_constraints:
+            subject=r"P[0-9]+",
+        params:
+            sim=_subject_json,
+            sessions=json.dumps(SESSIONS, sort_keys=True),
+            protocol=lambda wc: PATIENT_PROTOCOL[wc.subject],
+            root=lambda wildcards, output: dataset_root(output[0]),
+        log:
+            log_path("simulate_patient", subject="{subject}"),
+        benchmark:
+            benchmark_path("simulate_patient", subject="{subject}")
+        threads: 1
+        conda:
+            "../../envs/imaging.yaml"
+        resources:
+            **resources_for("simulate"),
+        shell:
+            "brainsr simulate subject --bids-dir {params.root} --subject {wildcards.subject} "
+            "--protocol {params.protocol} --protocols {input.protocols} "
+            "--simulate-json {params.sim:q} --sessions-json {params.sessions:q} > {log} 2>&1"
+
+    rule simulate_control:
+        input:
+            protocols=SIM["protocols_file"],
+        output:
+            _subject_outputs(CONTROL_SESSIONS),
+        wildcard_constraints:
+            subject=r"C[0-9]+",
+        params:
+            sim=_subject_json,
+            sessions=json.dumps(SESSIONS, sort_keys=True),
+            root=lambda wildcards, output: dataset_root(output[0]),
+        log:
+            log_path("simulate_control", subject="{subject}"),
+        benchmark:
+            benchmark_path("simulate_control", subject="{subject}")
+        threads: 1
+        conda:
+            "../../envs/imaging.yaml"
+        resources:
+            **resources_for("simulate"),
+        shell:
+            "brainsr simulate subject --bids-dir {params.root} --subject {wildcards.subject} "
+            "--protocols {input.protocols} "
+            "--simulate-json {params.sim:q} --sessions-json {params.sessions:q} > {log} 2>&1"
