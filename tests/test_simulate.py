@@ -49,6 +49,11 @@ def cohort(tmp_path_factory) -> Path:
     return root
 
 
+def gt_path(root: Path, session: str, **entities: str) -> str:
+    """Ground-truth file of subject P001 in a generated cohort."""
+    return bids(root / "derivatives" / GT_NAME, subject="P001", session=session, datatype="anat", **entities)
+
+
 def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
     img = nib.load(path)
     return np.asarray(img.dataobj, np.float32), img.affine
@@ -56,17 +61,7 @@ def _load(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _means(root: Path, session: str, seq: str) -> dict[str, float]:
     img, _ = _load(bids(root, subject="P001", session=session, datatype="anat", suffix=seq))
-    lab, _ = _load(
-        bids(
-            root / "derivatives" / GT_NAME,
-            subject="P001",
-            session=session,
-            datatype="anat",
-            space=seq,
-            desc="tissue",
-            suffix="dseg",
-        )
-    )
+    lab, _ = _load(gt_path(root, session, space=seq, desc="tissue", suffix="dseg"))
     # medians over labels eroded in-plane, away from partial volume
     st = np.zeros((3, 3, 1), bool)
     st[:, :, 0] = True
@@ -128,17 +123,7 @@ def test_clinical_geometry_matches_protocol(cohort, seq):
 
 
 def _pose(root: Path, session: str, seq: str) -> np.ndarray:
-    p = bids(
-        root / "derivatives" / GT_NAME,
-        subject="P001",
-        session=session,
-        datatype="anat",
-        suffix="xfm",
-        extension=".txt",
-        from_="subject",
-        to=seq,
-        mode="image",
-    )
+    p = gt_path(root, session, suffix="xfm", extension=".txt", from_="subject", to=seq, mode="image")
     return np.loadtxt(p)
 
 
@@ -155,17 +140,7 @@ def _clinical_on_research(root: Path, seq: str, shift_mm: float = 0.0) -> tuple[
 
 @pytest.mark.parametrize("seq", SEQS)
 def test_true_transform_maps_clinical_onto_research(cohort, seq):
-    mask, _ = _load(
-        bids(
-            cohort / "derivatives" / GT_NAME,
-            subject="P001",
-            session="research",
-            datatype="anat",
-            space=seq,
-            desc="brain",
-            suffix="mask",
-        )
-    )
+    mask, _ = _load(gt_path(cohort, "research", space=seq, desc="brain", suffix="mask"))
     research, clinical = _clinical_on_research(cohort, seq)
     r_true = np.corrcoef(research[mask > 0], clinical[mask > 0])[0, 1]
     research, clinical = _clinical_on_research(cohort, seq, shift_mm=8.0)
@@ -176,29 +151,8 @@ def test_true_transform_maps_clinical_onto_research(cohort, seq):
 
 def test_ground_truth_brain_mask_excludes_the_skull(cohort):
     for session in ("research", "clinical"):
-        _img, _ = _load(bids(cohort, subject="P001", session=session, datatype="anat", suffix="T1w"))
-        mask, _ = _load(
-            bids(
-                cohort / "derivatives" / GT_NAME,
-                subject="P001",
-                session=session,
-                datatype="anat",
-                space="T1w",
-                desc="brain",
-                suffix="mask",
-            )
-        )
-        lab, _ = _load(
-            bids(
-                cohort / "derivatives" / GT_NAME,
-                subject="P001",
-                session=session,
-                datatype="anat",
-                space="T1w",
-                desc="tissue",
-                suffix="dseg",
-            )
-        )
+        mask, _ = _load(gt_path(cohort, session, space="T1w", desc="brain", suffix="mask"))
+        lab, _ = _load(gt_path(cohort, session, space="T1w", desc="tissue", suffix="dseg"))
         head = (lab >= LABELS["bone"]) & (mask == 0)
         assert head.sum() > 0.2 * (mask > 0).sum()  # real extracranial tissue for brain extraction to remove
         assert not np.any((mask > 0) & (lab == LABELS["bone"]))

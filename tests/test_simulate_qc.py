@@ -35,8 +35,14 @@ def _phantom(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarr
     labels[16:32, 16:32] = LABELS["gm"]
     labels[18:30, 24:31, 2:4] = LABELS["wm"]
     labels[20:24, 26:29, 2:4] = LABELS["wmh"]
-    value = {0: 0.0, LABELS["muscle"]: 5.0, LABELS["csf"]: 1.0, LABELS["gm"]: 2.0, LABELS["wm"]: 3.0,
-             LABELS["wmh"]: 4.5}
+    value = {
+        0: 0.0,
+        LABELS["muscle"]: 5.0,
+        LABELS["csf"]: 1.0,
+        LABELS["gm"]: 2.0,
+        LABELS["wm"]: 3.0,
+        LABELS["wmh"]: 4.5,
+    }
     img = np.zeros(shape)
     for lab, v in value.items():
         img[labels == lab] = v
@@ -58,8 +64,13 @@ def _phantom(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def phantom(tmp_path: Path) -> tuple[str, str, str, np.ndarray, np.ndarray]:
     img, labels, brain = _phantom(np.random.default_rng(0))
     aff = np.diag([1.0, 1.0, 4.0, 1.0])
-    return (_save(img, tmp_path / "img.nii.gz", aff), _save(labels, tmp_path / "dseg.nii.gz", aff),
-            _save(brain, tmp_path / "mask.nii.gz", aff), img, brain)
+    return (
+        _save(img, tmp_path / "img.nii.gz", aff),
+        _save(labels, tmp_path / "dseg.nii.gz", aff),
+        _save(brain, tmp_path / "mask.nii.gz", aff),
+        img,
+        brain,
+    )
 
 
 def test_image_quality_phantom(phantom: tuple) -> None:
@@ -85,8 +96,11 @@ def test_image_quality_without_wmh_gives_nan(tmp_path: Path) -> None:
     img[labels == LABELS["wmh"]] = 3.0
     labels[labels == LABELS["wmh"]] = LABELS["wm"]
     aff = np.diag([1.0, 1.0, 4.0, 1.0])
-    q = qc.image_quality(_save(img, tmp_path / "i.nii.gz", aff), _save(labels, tmp_path / "d.nii.gz", aff),
-                         _save(brain, tmp_path / "m.nii.gz", aff))
+    q = qc.image_quality(
+        _save(img, tmp_path / "i.nii.gz", aff),
+        _save(labels, tmp_path / "d.nii.gz", aff),
+        _save(brain, tmp_path / "m.nii.gz", aff),
+    )
     assert math.isnan(q["mean_wmh"]) and math.isnan(q["wmh_wm_ratio"])
     assert q["mean_wm"] == pytest.approx(3.0)
 
@@ -104,16 +118,21 @@ def test_image_quality_rejects_other_grid(tmp_path: Path) -> None:
     img, labels, brain = _phantom(np.random.default_rng(3))
     mask = _save(brain, tmp_path / "m.nii.gz", np.diag([2.0, 1.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match=r"m\.nii\.gz"):
-        qc.image_quality(_save(img, tmp_path / "i.nii.gz", np.eye(4)), _save(labels, tmp_path / "d.nii.gz",
-                                                                               np.eye(4)), mask)
+        qc.image_quality(
+            _save(img, tmp_path / "i.nii.gz", np.eye(4)), _save(labels, tmp_path / "d.nii.gz", np.eye(4)), mask
+        )
 
 
 def test_image_quality_warns_without_background(tmp_path: Path) -> None:
     img, labels, brain = _phantom(np.random.default_rng(4))
     aff = np.diag([1.0, 1.0, 4.0, 1.0])
     with pytest.warns(UserWarning, match="air voxels"):
-        q = qc.image_quality(_save(img, tmp_path / "i.nii.gz", aff), _save(labels, tmp_path / "d.nii.gz", aff),
-                             _save(brain, tmp_path / "m.nii.gz", aff), background_margin_mm=100)
+        q = qc.image_quality(
+            _save(img, tmp_path / "i.nii.gz", aff),
+            _save(labels, tmp_path / "d.nii.gz", aff),
+            _save(brain, tmp_path / "m.nii.gz", aff),
+            background_margin_mm=100,
+        )
     assert math.isnan(q["snr_wm"]) and q["gm_wm_contrast_ratio"] == pytest.approx(2 / 3)
 
 
@@ -134,16 +153,17 @@ def test_display_slice_is_radiological(tmp_path: Path, flip: bool) -> None:
 
 
 def test_summarise_quality_orders_and_formats() -> None:
-    df = pd.DataFrame({
-        "protocol": ["research", "P2", "research", "P2"],
-        "sequence": ["T1w", "T1w", "T1w", "FLAIR"],
-        "field_strength_T": [3.0, 1.5, 3.0, 1.5],
-        "voxel_size_mm": ["1x1x1", "0.47x0.47x6.5", "1x1x1", "0.47x0.47x6.5"],
-        **{m: [1.0, 2.0, 3.0, float("nan")] for m in qc.SUMMARY_METRICS},
-    })
+    df = pd.DataFrame(
+        {
+            "protocol": ["research", "P2", "research", "P2"],
+            "sequence": ["T1w", "T1w", "T1w", "FLAIR"],
+            "field_strength_T": [3.0, 1.5, 3.0, 1.5],
+            "voxel_size_mm": ["1x1x1", "0.47x0.47x6.5", "1x1x1", "0.47x0.47x6.5"],
+            **{m: [1.0, 2.0, 3.0, float("nan")] for m in qc.SUMMARY_METRICS},
+        }
+    )
     s = qc.summarise_quality(df)
-    assert list(zip(s["protocol"], s["sequence"], strict=True)) == [("P2", "T1w"), ("P2", "FLAIR"),
-                                                                     ("research", "T1w")]
+    assert list(zip(s["protocol"], s["sequence"], strict=True)) == [("P2", "T1w"), ("P2", "FLAIR"), ("research", "T1w")]
     assert s.loc[2, "snr_wm"] == "2 ± 1.4" and s.loc[0, "snr_wm"] == "2" and s.loc[1, "snr_wm"] == "n/a"
     assert list(s["n"]) == [1, 1, 2]
 
@@ -158,8 +178,14 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("qc_cohort")
     with open(REPO / "config.yaml") as fh:
         sim = yaml.safe_load(fh)["simulate"]
-    sim.update(template_resolution_mm=2, min_voxel_mm=2.0, n_patients=1, n_controls=0,
-               split_counts={"train": 1}, protocol_weights={f"P{i}": 1 for i in range(1, 6)})
+    sim.update(
+        template_resolution_mm=2,
+        min_voxel_mm=2.0,
+        n_patients=1,
+        n_controls=0,
+        split_counts={"train": 1},
+        protocol_weights={f"P{i}": 1 for i in range(1, 6)},
+    )
     protocols = load_protocols(REPO / "resources" / "protocols.yaml")
     sessions = {"clinical": "clinical", "research": "research", "longitudinal_prefix": "month"}
     simulate_subject(sim, "P001", "P1", root, sessions, protocols)

@@ -30,8 +30,15 @@ def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["simulate"], ["simulate", "subject"], ["simulate", "dataset"], ["cohort-qc"], ["inventory"],
-     ["validate-config"]],
+    [
+        [],
+        ["simulate"],
+        ["simulate", "subject"],
+        ["simulate", "dataset"],
+        ["cohort-qc"],
+        ["inventory"],
+        ["validate-config"],
+    ],
 )
 def test_cli_help(command):
     out = subprocess.run([BRAINSR, *command, "--help"], capture_output=True, text=True)
@@ -68,8 +75,12 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert (bids_root / "dataset_description.json").is_file()
     images = sorted(bids_root.glob("sub-*/ses-*/anat/*.nii.gz"))
     assert len(images) == 3 * 2 * 3 + 1 * 2 * 3  # 3 patients x 2 sessions + 1 control x 2 months, 3 sequences
-    for target in ("figures/cohort_protocols.png", "tables/cohort_quality.tsv", "tables/cohort_quality_summary.tsv",
-                   "tables/bids_inventory.tsv"):
+    for target in (
+        "figures/cohort_protocols.png",
+        "tables/cohort_quality.tsv",
+        "tables/cohort_quality_summary.tsv",
+        "tables/bids_inventory.tsv",
+    ):
         assert (res / target).stat().st_size > 0, target
     inv = pd.read_csv(res / "tables" / "bids_inventory.tsv", sep="\t")
     assert (inv["status"] == "ok").all()
@@ -82,12 +93,25 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # a new subject: only its own simulation and the group-level steps run
-    more = snakemake("-n", "--cores", "2", "--configfile", str(TINY), "--config",
-                     "simulate={n_patients: 4, split_counts: {train: 2, validation: 1, test: 1}}", cwd=tmp_path)
+    more = snakemake(
+        "-n",
+        "--cores",
+        "2",
+        "--configfile",
+        str(TINY),
+        "--config",
+        "simulate={n_patients: 4, split_counts: {train: 2, validation: 1, test: 1}}",
+        cwd=tmp_path,
+    )
     text = more.stdout + more.stderr
     assert more.returncode == 0, text
-    assert job_stats(text) == {"simulate_patient": 1, "simulate_dataset": 1, "bids_inventory": 1, "cohort_qc": 1,
-                               "all": 1}, text
+    assert job_stats(text) == {
+        "simulate_patient": 1,
+        "simulate_dataset": 1,
+        "bids_inventory": 1,
+        "cohort_qc": 1,
+        "all": 1,
+    }, text
     assert "wildcards: subject=P004" in text
 
 

@@ -267,6 +267,10 @@ def simulate_subject(
 
     session_rows = []
     for plan in session_plans(sim, params, protocols, sessions):
+
+        def gt(plan: SessionPlan = plan, **entities: str) -> Path:
+            return Path(bids(gt_root, subject=label, session=plan.session, datatype="anat", **entities))
+
         srng = subject_rng(sim["seed"], f"{label}-{plan.session}")
         is_research = plan.protocol_name == "research"
         pose = _pose(srng, 2.0 if is_research else 4.0, 3.0 if is_research else 5.0)
@@ -282,17 +286,7 @@ def simulate_subject(
         )
         wmh_ml = float(fractions["wmh"].sum() * tm.resolution**3 / 1000)
         # template-space truth: the anatomy before the subject's deformation
-        p = Path(
-            bids(
-                gt_root,
-                subject=label,
-                session=plan.session,
-                datatype="anat",
-                space=TEMPLATE_SPACE,
-                desc="tissue",
-                suffix="dseg",
-            )
-        )
+        p = gt(space=TEMPLATE_SPACE, desc="tissue", suffix="dseg")
         _atomic_save(_nifti(labels[t_sl], tm.template_affine, np.uint8), p)
         written.append(p)
         vols = {n: round(float(f.sum() * tm.resolution**3 / 1000), 3) for n, f in fractions.items()}
@@ -366,32 +360,10 @@ def simulate_subject(
                 ("mask", lab == LABELS["wmh"], {"label": "WMH"}),
                 ("mask", lab == LABELS["stroke"], {"label": "stroke"}),
             ):
-                p = Path(
-                    bids(
-                        gt_root,
-                        subject=label,
-                        session=plan.session,
-                        datatype="anat",
-                        space=seq_name,
-                        suffix=suffix,
-                        **ent,
-                    )
-                )
+                p = gt(space=seq_name, suffix=suffix, **ent)
                 _atomic_save(_nifti(arr, aff, np.uint8), p)
                 written.append(p)
-            p = Path(
-                bids(
-                    gt_root,
-                    subject=label,
-                    session=plan.session,
-                    datatype="anat",
-                    suffix="xfm",
-                    extension=".txt",
-                    from_="subject",
-                    to=seq_name,
-                    mode="image",
-                )
-            )
+            p = gt(suffix="xfm", extension=".txt", from_="subject", to=seq_name, mode="image")
             _atomic_text(
                 "# subject-frame mm -> scanner mm of this image (RAS, 4x4)\n"
                 + "\n".join(" ".join(f"{v:.8f}" for v in row) for row in seq_pose)
@@ -399,17 +371,7 @@ def simulate_subject(
                 p,
             )
             written.append(p)
-        p = Path(
-            bids(
-                gt_root,
-                subject=label,
-                session=plan.session,
-                datatype="anat",
-                desc="truth",
-                suffix="info",
-                extension=".json",
-            )
-        )
+        p = gt(desc="truth", suffix="info", extension=".json")
         _atomic_text(json.dumps(truth, indent=2) + "\n", p)
         written.append(p)
     p = Path(bids(bids_root, subject=label, suffix="sessions", extension=".tsv"))

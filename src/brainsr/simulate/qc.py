@@ -502,7 +502,7 @@ def cohort_figure(
                 spine.set_visible(False)
             image = bids(root, subject=subject, session=session, datatype="anat", suffix=sequence) if session else None
             if image is None or not Path(image).exists():
-                ax.set_title(f"{sequence}: not acquired", fontsize=8)
+                ax.set_title(f"{sequence}: " + ("not acquired" if session else "no clinical session"), fontsize=8)
                 continue
             nii = nib.load(image)
             side = _sidecar(image)
