@@ -244,3 +244,21 @@ def test_bids_layer_pairs_the_generated_sessions(cohort):
     assert pair.protocol == "P2" and pair.split == "train"
     assert set(pair.clinical.images) == set(SEQS) == set(pair.research.images)
     assert not inv.errors
+
+
+def test_deformation_is_smooth_invertible_and_scales_the_head():
+    from brainsr.simulate.anatomy import BRAIN_CENTRE, load_template_maps, make_deformation
+
+    tm = load_template_maps(2)
+    scale = np.array([1.08, 1.05, 1.02])
+    deform = make_deformation(tm, scale, rms_mm=3.0, rng=np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    pts = BRAIN_CENTRE + rng.uniform(-60, 60, (2000, 3))
+    back = deform.to_template(deform.to_subject(pts))
+    err = np.linalg.norm(back - pts, axis=1)
+    assert np.median(err) < 0.3 and err.max() < 1.5  # numerical inverse consistency (mm)
+    # far from the centre, the subject head is larger than the template by the scale factors
+    far = BRAIN_CENTRE + np.array([[60.0, 0, 0], [0, 60.0, 0], [0, 0, 60.0]])
+    subj = deform.to_subject(far)
+    ratio = np.abs((subj - BRAIN_CENTRE)[np.arange(3), np.arange(3)]) / 60.0
+    np.testing.assert_allclose(ratio, scale, atol=0.08)

@@ -93,16 +93,9 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
     # a new subject: only its own simulation and the group-level steps run
-    more = snakemake(
-        "-n",
-        "--cores",
-        "2",
-        "--configfile",
-        str(TINY),
-        "--config",
-        "simulate={n_patients: 4, split_counts: {train: 2, validation: 1, test: 1}}",
-        cwd=tmp_path,
-    )
+    grown = tmp_path / "four_patients.yaml"
+    grown.write_text("simulate:\n  n_patients: 4\n  split_counts: {train: 2, validation: 1, test: 1}\n")
+    more = snakemake("-n", "--cores", "2", "--configfile", str(TINY), str(grown), cwd=tmp_path)
     text = more.stdout + more.stderr
     assert more.returncode == 0, text
     assert job_stats(text) == {

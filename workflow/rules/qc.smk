@@ -15,6 +15,7 @@ rule bids_inventory:
         ),
     log:
         log_path("bids_inventory"),
+    threads: 1
     conda:
         "../../envs/imaging.yaml"
     resources:
@@ -43,6 +44,7 @@ rule cohort_qc:
         log_path("cohort_qc"),
     benchmark:
         benchmark_path("cohort_qc")
+    threads: 1
     conda:
         "../../envs/report.yaml"
     resources:

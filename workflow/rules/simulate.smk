@@ -19,6 +19,7 @@ if SYNTHETIC:
             root=lambda wildcards, output: os.path.dirname(output[0]),
         log:
             log_path("simulate_dataset"),
+        threads: 1
         conda:
             "../../envs/imaging.yaml"
         resources:

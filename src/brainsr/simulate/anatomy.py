@@ -216,7 +216,7 @@ class Anatomy:
                 hi = np.minimum(np.ceil(c + 2 * r_vox + 2).astype(int), tm.shape)
                 sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
                 d = np.sqrt(sum((ijk[a][sl] - c[a]) ** 2 for a in range(3)))
-                lesion[sl] |= d < r_vox * (1 + 0.3 * self.deep_noise[sl])
+                lesion[sl] |= d < r_vox * (1 + 0.5 * self.deep_noise[sl])
         frac = ndi.gaussian_filter(lesion.astype(np.float32), 0.5) * (wm > 0)
         out = {k: v.copy() for k, v in self.fractions.items()}
         moved = np.minimum(frac, out["wm"])
@@ -299,7 +299,8 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
         csf += moved
     sulcal = (csf > 0.5) & ~vent & mask
     dist_c = ndi.distance_transform_edt(~sulcal) * res
-    widen = np.clip((0.3 + 1.2 * a) - dist_c + 0.5, 0, 1) * 0.8
+    # GM voxels touching sulcal CSF lose (0.3 + 1.2 a) mm of thickness, as a fraction of the voxel size
+    widen = np.where(dist_c <= res * 1.01, min((0.3 + 1.2 * a) / res, 0.9), 0.0).astype(np.float32)
     moved = gm * widen
     gm -= moved
     csf += moved
@@ -347,7 +348,7 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     bottom = tm.template_affine[2, 3]
     stem = mask[:, :, tm.offset[2]]
     cy = tm.world([*np.argwhere(stem).mean(0).tolist(), tm.offset[2]])[:3] if stem.any() else np.array([0, -30, 0])
-    neck = _ellipsoid(tm, (0, -15, bottom - 60), (55, 50, 75)) & (z[None, None, :] < bottom + 5) & (head == 0) & ~icv
+    neck = _ellipsoid(tm, (0, -15, bottom - 60), (55, 50, 1000)) & (z[None, None, :] < bottom + 20) & (head == 0) & ~icv
     head[neck] = LABELS["muscle"]
     canal = _ellipsoid(tm, (cy[0], cy[1], bottom - 60), (9, 9, 62)) & (z[None, None, :] < bottom) & ~icv
     head[canal] = LABELS["csf"]

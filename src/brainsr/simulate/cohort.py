@@ -120,7 +120,8 @@ def subject_params(sim: dict, label: str, protocol: str | None) -> dict:
     age = float(np.clip(rng.normal(67 if group == "patient" else 66, 10), 40, 90))
     sex = "F" if rng.uniform() < 0.31 else "M"  # paper: 19/61 patients and 59/190 controls women
     atrophy = float(np.clip((age - 45) / 45 + rng.normal(0, 0.15), 0, 1))
-    scale = (1.0 if sex == "F" else 1.05) * rng.normal(1.0, 0.03) * rng.normal(1.0, 0.02, 3)
+    # MNI152 heads are large (brain mask 1.88 l): scale to intracranial volumes of about 1.4 l (F) / 1.65 l (M)
+    scale = (0.88 if sex == "F" else 0.93) * rng.normal(1.0, 0.03) * rng.normal(1.0, 0.02, 3)
     lo, hi = sim.get("days_between_sessions", [8, 95])
     if group == "patient":
         days = [0, int(rng.integers(lo, hi + 1))]
@@ -289,13 +290,16 @@ def simulate_subject(
         p = gt(space=TEMPLATE_SPACE, desc="tissue", suffix="dseg")
         _atomic_save(_nifti(labels[t_sl], tm.template_affine, np.uint8), p)
         written.append(p)
-        vols = {n: round(float(f.sum() * tm.resolution**3 / 1000), 3) for n, f in fractions.items()}
+        # volumes in the subject's head: template-space volume x head scale (the diffeomorphism is volume-neutral
+        # on average); "template" values are the same before scaling
+        vox_ml = tm.resolution**3 / 1000 * float(np.prod(params["scale"]))
         truth = {
             "lesion_growth": plan.growth,
             "days_from_first_session": plan.days,
-            "wmh_ml": round(wmh_ml, 3),
-            "tissue_volumes_ml": vols,
-            "icv_ml": round(float(anat.icv.sum() * tm.resolution**3 / 1000), 2),
+            "wmh_ml": round(wmh_ml * float(np.prod(params["scale"])), 3),
+            "tissue_volumes_ml": {n: round(float(f.sum() * vox_ml), 3) for n, f in fractions.items()},
+            "icv_ml": round(float(anat.icv.sum() * vox_ml), 2),
+            "head_scale": params["scale"],
         }
         for seq_name in SEQUENCES:
             seq = plan.protocol["sequences"][seq_name]

@@ -83,7 +83,7 @@ TISSUES: dict[str, Tissue] = {
     "sinus": Tissue(1350, 1650, 150, 60, 0.85, flow_void=0.25),
     "pial": Tissue(2000, 2200, 400, 400, 0.90),
     "bone": Tissue(500, 600, 2, 2, 0.05),
-    "fat": Tissue(260, 370, 80, 70, 0.90),
+    "fat": Tissue(260, 370, 150, 130, 0.90),  # apparent T2 of fat in fast spin echo (J-coupling)
     "muscle": Tissue(1000, 1400, 40, 35, 0.70),
     "eye": Tissue(4000, 4200, 1500, 1300, 1.00),
 }
