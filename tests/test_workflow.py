@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "workflow" / "presets" / "tiny.yaml"
@@ -118,3 +119,30 @@ def job_stats(text: str) -> dict[str, int]:
             break
         stats[parts[0]] = int(parts[1])
     return stats
+
+
+@pytest.mark.e2e
+def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path):
+    """The same workflow on a user's BIDS dataset: one config key. Uses a one-patient synthetic dataset as input."""
+    from brainsr.simulate.cohort import load_protocols, simulate_subject, write_dataset_files
+
+    data = tmp_path / "my_bids"
+    sim = {
+        **yaml.safe_load((REPO / "config.yaml").read_text())["simulate"],
+        **yaml.safe_load(TINY.read_text())["simulate"],
+        "n_patients": 1,
+        "n_controls": 0,
+        "split_counts": {"train": 1},
+    }
+    protocols = load_protocols(REPO / "resources" / "protocols.yaml")
+    write_dataset_files(sim, data, protocols)
+    simulate_subject(sim, "P001", "P1", data, {"clinical": "clinical", "research": "research"}, protocols)
+    # a second subject lacking its clinical FLAIR is reported and left out, the rest still runs
+    (data / "sub-P002" / "ses-clinical" / "anat").mkdir(parents=True)
+    work = tmp_path / "work"
+    out = snakemake("--cores", "1", "--config", f"bids_dir={data}", cwd=work)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "sub-P002" in out.stdout + out.stderr  # the problem is reported
+    inv = pd.read_csv(work / "results" / "tables" / "bids_inventory.tsv", sep="\t")
+    assert set(inv.loc[inv["status"] == "ok", "subject"]) == {"P001"}
+    assert not (work / "results" / "sourcedata").exists()  # nothing simulated

@@ -92,14 +92,19 @@ def benchmark_path(rule_name, **wildcards):
 def subject_sessions(subject):
     """Session labels of a subject (patients: clinical + research; controls: repeated research)."""
     if subject in CONTROLS:
-        if SYNTHETIC:
-            return CONTROL_SESSIONS
-        return [s.session for s in INVENTORY.longitudinal[CONTROLS.index(subject)].sessions]
+        return CONTROL_SESSIONS
     return [SESSIONS["clinical"], SESSIONS["research"]]
 
 
 def raw_images(subject):
-    """The subject's three sequences of every session in the input BIDS dataset."""
+    """The subject's three sequences of every session in the input BIDS dataset (.nii or .nii.gz)."""
+    if not SYNTHETIC:
+        if subject in CONTROLS:
+            sessions = INVENTORY.longitudinal[CONTROLS.index(subject)].sessions
+        else:
+            pair = INVENTORY.pair(subject)
+            sessions = [pair.clinical, pair.research]
+        return [str(s.images[seq]) for s in sessions for seq in SEQS]
     return [
         bids(BIDS_DIR, subject=subject, session=ses, datatype="anat", suffix=seq)
         for ses in subject_sessions(subject)
