@@ -38,6 +38,20 @@ BIDS_DIR = f"{OUT}/sourcedata/synthetic" if SYNTHETIC else config["bids_dir"]
 GT_DIR = f"{BIDS_DIR}/derivatives/{GT_NAME}"
 TABLES = f"{OUT}/tables"
 FIGURES = f"{OUT}/figures"
+# Every dataset-level and group-level file the rules read or write, named once here.
+DATASET = {
+    "description": f"{BIDS_DIR}/dataset_description.json",
+    "participants": f"{BIDS_DIR}/participants.tsv",
+    "participants_json": f"{BIDS_DIR}/participants.json",
+    "gt_description": f"{GT_DIR}/dataset_description.json",
+    "gt_lookup": f"{GT_DIR}/desc-tissue_dseg.tsv",
+}
+GROUP = {
+    "inventory": f"{TABLES}/bids_inventory.tsv",
+    "cohort_figure": f"{FIGURES}/cohort_protocols.png",
+    "cohort_quality": f"{TABLES}/cohort_quality.tsv",
+    "cohort_summary": f"{TABLES}/cohort_quality_summary.tsv",
+}
 SIM = config["simulate"]
 
 
@@ -122,14 +136,9 @@ def resources_for(family):
 
 
 def all_targets():
-    targets = [f"{TABLES}/bids_inventory.tsv"]
     if SYNTHETIC:
-        targets += [
-            f"{FIGURES}/cohort_protocols.png",
-            f"{TABLES}/cohort_quality.tsv",
-            f"{TABLES}/cohort_quality_summary.tsv",
-        ]
-    return targets
+        return list(GROUP.values())
+    return [GROUP["inventory"]]
 
 
 def dataset_root(path):

@@ -4,10 +4,10 @@
 rule bids_inventory:
     input:
         images=all_raw_images(),
-        dataset=f"{BIDS_DIR}/dataset_description.json",
-        participants=[f"{BIDS_DIR}/participants.tsv"] if SYNTHETIC else [],
+        dataset=DATASET["description"],
+        participants=[DATASET["participants"]] if SYNTHETIC else [],
     output:
-        f"{TABLES}/bids_inventory.tsv",
+        GROUP["inventory"],
     params:
         root=lambda wildcards, input: os.path.dirname(input.dataset),
         cfg=json.dumps(
@@ -28,16 +28,16 @@ rule bids_inventory:
 rule cohort_qc:
     input:
         images=all_raw_images(),
-        participants=f"{BIDS_DIR}/participants.tsv",
+        participants=DATASET["participants"],
     output:
         figure=report(
-            f"{FIGURES}/cohort_protocols.png",
+            GROUP["cohort_figure"],
             caption="../report/cohort_protocols.rst",
             category="Synthetic cohort",
             labels={"figure": "clinical vs research per protocol"},
         ),
-        table=f"{TABLES}/cohort_quality.tsv",
-        summary=f"{TABLES}/cohort_quality_summary.tsv",
+        table=GROUP["cohort_quality"],
+        summary=GROUP["cohort_summary"],
     params:
         root=lambda wildcards, input: os.path.dirname(input.participants),
     log:

@@ -8,11 +8,7 @@ if SYNTHETIC:
         input:
             protocols=SIM["protocols_file"],
         output:
-            f"{BIDS_DIR}/dataset_description.json",
-            f"{BIDS_DIR}/participants.tsv",
-            f"{BIDS_DIR}/participants.json",
-            f"{GT_DIR}/dataset_description.json",
-            f"{GT_DIR}/desc-tissue_dseg.tsv",
+            DATASET.values(),
         params:
             sim=json.dumps(SIM, sort_keys=True),
             sessions=json.dumps(SESSIONS, sort_keys=True),
