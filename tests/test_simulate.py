@@ -8,7 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import yaml
+from conftest import PROTOCOLS, SESSIONS, make_cohort, tiny_sim
 from scipy import ndimage as ndi
 
 from brainsr.bids import discover
@@ -16,37 +16,20 @@ from brainsr.paths import bids, parse_bids_name
 from brainsr.simulate.acquire import ORIENTATION_AXES, geometry, rotation, slice_profile
 from brainsr.simulate.cohort import (
     GT_NAME,
-    load_protocols,
     session_plans,
     simulate_subject,
     subject_params,
     weighted_schedule,
-    write_dataset_files,
 )
 from brainsr.simulate.mr import LABELS, signal_table
 
-REPO = Path(__file__).resolve().parents[1]
-PROTOCOLS = load_protocols(REPO / "resources" / "protocols.yaml")
-SESSIONS = {"clinical": "clinical", "research": "research", "longitudinal_prefix": "month"}
 SEQS = ("T1w", "T2w", "FLAIR")
-
-
-def tiny_sim(**over) -> dict:
-    """The tiny preset's simulate section merged over config.yaml."""
-    sim = yaml.safe_load((REPO / "config.yaml").read_text())["simulate"]
-    sim.update(yaml.safe_load((REPO / "workflow/presets/tiny.yaml").read_text())["simulate"])
-    sim.update(over)
-    return sim
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
     """One patient (protocol P2: sagittal T1w, oblique axial T2w/FLAIR) and the dataset files, at 2 mm."""
-    root = tmp_path_factory.mktemp("cohort")
-    sim = tiny_sim(n_patients=1, n_controls=0, split_counts={"train": 1}, protocol_weights={"P2": 1})
-    write_dataset_files(sim, root, PROTOCOLS)
-    simulate_subject(sim, "P001", "P2", root, SESSIONS, PROTOCOLS)
-    return root
+    return make_cohort(tmp_path_factory.mktemp("cohort"), "P2")
 
 
 def gt_path(root: Path, session: str, **entities: str) -> str:

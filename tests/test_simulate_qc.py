@@ -10,7 +10,6 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from brainsr.simulate import qc
 from brainsr.simulate.mr import LABELS
@@ -172,25 +171,8 @@ def test_summarise_quality_orders_and_formats() -> None:
 # one simulated patient (about 10 s)
 # ---------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from brainsr.simulate.cohort import load_protocols, simulate_subject, write_dataset_files
-
-    root = tmp_path_factory.mktemp("qc_cohort")
-    with open(REPO / "config.yaml") as fh:
-        sim = yaml.safe_load(fh)["simulate"]
-    sim.update(
-        template_resolution_mm=2,
-        min_voxel_mm=2.0,
-        n_patients=1,
-        n_controls=0,
-        split_counts={"train": 1},
-        protocol_weights={f"P{i}": 1 for i in range(1, 6)},
-    )
-    protocols = load_protocols(REPO / "resources" / "protocols.yaml")
-    sessions = {"clinical": "clinical", "research": "research", "longitudinal_prefix": "month"}
-    simulate_subject(sim, "P001", "P1", root, sessions, protocols)
-    write_dataset_files(sim, root, protocols)
-    return root
+def cohort(p1_cohort: Path) -> Path:
+    return p1_cohort
 
 
 def test_cohort_quality_table_physics(cohort: Path) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "workflow" / "presets" / "tiny.yaml"
@@ -122,21 +121,10 @@ def job_stats(text: str) -> dict[str, int]:
 
 
 @pytest.mark.e2e
-def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path):
+def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort):
     """The same workflow on a user's BIDS dataset: one config key. Uses a one-patient synthetic dataset as input."""
-    from brainsr.simulate.cohort import load_protocols, simulate_subject, write_dataset_files
-
     data = tmp_path / "my_bids"
-    sim = {
-        **yaml.safe_load((REPO / "config.yaml").read_text())["simulate"],
-        **yaml.safe_load(TINY.read_text())["simulate"],
-        "n_patients": 1,
-        "n_controls": 0,
-        "split_counts": {"train": 1},
-    }
-    protocols = load_protocols(REPO / "resources" / "protocols.yaml")
-    write_dataset_files(sim, data, protocols)
-    simulate_subject(sim, "P001", "P1", data, {"clinical": "clinical", "research": "research"}, protocols)
+    shutil.copytree(p1_cohort, data)
     # a second subject lacking its clinical FLAIR is reported and left out, the rest still runs
     (data / "sub-P002" / "ses-clinical" / "anat").mkdir(parents=True)
     work = tmp_path / "work"

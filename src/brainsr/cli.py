@@ -70,6 +70,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     """Table of the subjects, sessions and sequences found in a BIDS dataset, with any problems."""
     from brainsr.bids import discover
     from brainsr.config import deep_merge, validate_config
+    from brainsr.io import atomic_write_tsv
 
     cfg = validate_config(deep_merge(validate_config({}), args.config_json or {}))
     kw = {
@@ -84,10 +85,7 @@ def cmd_inventory(args: argparse.Namespace) -> int:
     }
     inv = discover(args.bids_dir, **kw)
     df = inv.to_dataframe()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.out).with_suffix(".tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    tmp.replace(args.out)
+    atomic_write_tsv(df, args.out)
     for problem in inv.problems:
         log.warning("%s", problem)
     log.info(

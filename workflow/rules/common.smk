@@ -5,12 +5,11 @@ import os
 import yaml
 
 from brainsr import TEMPLATE_SPACE
-from brainsr.bids import discover
+from brainsr.bids import SEQUENCES as SIM_SEQUENCES, discover
 from brainsr.config import ConfigError, deep_merge, validate_config
 from brainsr.paths import bids
 from brainsr.simulate.cohort import (
     GT_NAME,
-    SEQUENCES as SIM_SEQUENCES,
     load_protocols,
     protocol_weights,
     subject_labels,

@@ -108,38 +108,28 @@ def slice_profile(offsets_mm: np.ndarray, thickness: float) -> np.ndarray:
     )
 
 
-def bias_field(points: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
-    """Smooth multiplicative receive field exp(a f(x)) on scanner points (N, 3); f a random quadratic in
-    x / 100 mm scaled to |f| <= 1 over a 100 mm sphere (coil sensitivity varies slowly in scanner space)."""
+def _quadratic_terms(u: np.ndarray) -> np.ndarray:
+    """Monomials 1, x, y, z, x^2, y^2, z^2, xy, xz, yz of points (N, 3) as an (N, 10) matrix."""
+    x, y, z = u.T
+    return np.stack([np.ones(len(u)), x, y, z, x * x, y * y, z * z, x * y, x * z, y * z], 1)
+
+
+def make_bias_field(amplitude: float, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    """Smooth multiplicative receive field exp(a f(x)) for scanner points (N, 3) relative to the field-of-view
+    centre; f a random quadratic in x / 100 mm, scaled to |f| <= 1 over a 100 mm sphere (coil sensitivity
+    varies slowly in scanner space). The coefficients are drawn and normalised once."""
     c = rng.normal(size=10)
-    u = points / 100.0
-    terms = [
-        np.ones(len(u)),
-        u[:, 0],
-        u[:, 1],
-        u[:, 2],
-        u[:, 0] ** 2,
-        u[:, 1] ** 2,
-        u[:, 2] ** 2,
-        u[:, 0] * u[:, 1],
-        u[:, 0] * u[:, 2],
-        u[:, 1] * u[:, 2],
-    ]
     probe = rng.normal(size=(2000, 3))
     probe /= np.linalg.norm(probe, axis=1, keepdims=True)
     probe *= rng.uniform(0, 1, (2000, 1)) ** (1 / 3)
-    pterms = [
-        np.ones(2000),
-        *probe.T,
-        *(probe**2).T,
-        probe[:, 0] * probe[:, 1],
-        probe[:, 0] * probe[:, 2],
-        probe[:, 1] * probe[:, 2],
-    ]
     c[0] = 0.0
-    scale = np.abs(np.stack(pterms, 1) @ c).max() + 1e-8
-    f = (np.stack(terms, 1) @ c) / scale
-    return np.exp(amplitude * np.clip(f, -1.5, 1.5)).astype(np.float32)
+    c /= np.abs(_quadratic_terms(probe) @ c).max() + 1e-8
+
+    def field(points: np.ndarray) -> np.ndarray:
+        f = _quadratic_terms(points / 100.0) @ c
+        return np.exp(amplitude * np.clip(f, -1.5, 1.5)).astype(np.float32)
+
+    return field
 
 
 def _resize_kspace(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -184,8 +174,9 @@ def acquire(
     v = -geo.fov[1] / 2 + np.arange(n_fine[1]) * step[1]
     uu, vv = np.meshgrid(u, v, indexing="ij")
     inplane = np.stack([uu.ravel(), vv.ravel()], 1)
-    bias_rng = np.random.default_rng(rng.integers(2**32))
-    bias_c = None
+    # seed derivation kept as it was, so that existing cohorts regenerate bit-identically
+    bias_rng = np.random.default_rng(np.random.default_rng(rng.integers(2**32)).integers(2**32))
+    bias = make_bias_field(bias_amplitude, bias_rng) if bias_amplitude > 0 else None
     # integrate each slice over its profile, a few slices at a time to bound memory
     acc = np.zeros((geo.n_slices, n_fine[0] * n_fine[1]), np.float32)
     chunk = max(1, int(4e6 // (inplane.shape[0] * m)))
@@ -194,10 +185,8 @@ def acquire(
         local = np.concatenate([np.column_stack([inplane, np.full(len(inplane), z)]) for z in zs])
         pts = centre + local @ geo.axes.T
         sig = sampler(pts)
-        if bias_amplitude > 0:
-            if bias_c is None:
-                bias_c = bias_rng.integers(2**32)
-            sig = sig * bias_field(pts - centre, bias_amplitude, np.random.default_rng(bias_c))
+        if bias is not None:
+            sig = sig * bias(pts - centre)
         sig = sig.reshape(-1, m, inplane.shape[0])
         acc[start : start + chunk] = np.einsum("smn,m->sn", sig, weights)
     for s in range(geo.n_slices):

@@ -8,7 +8,7 @@ subject's own head frame onto the template (see :class:`Deformation`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -190,9 +190,6 @@ class Anatomy:
     pv_volume_ml: float
     deep_lesions: list[tuple[np.ndarray, float]]  # (centre mm, radius mm)
     deep_noise: np.ndarray
-    stroke_core: np.ndarray | None = None
-    stroke_rim: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
 
     def session_fractions(self, growth: float) -> dict[str, np.ndarray]:
         """All tissue fractions for a session whose lesion load is (1 + growth) times the baseline."""
@@ -403,7 +400,6 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
         "gliosis": zero.copy(),
     }
     # stroke: cavitated core (CSF-like) with a gliotic rim, in a lateral cortical territory
-    core = rim = None
     if params["stroke"]:
         cortex = (gm > 0.5) & (dist_c < 3) & _box(tm, (35, -30, 0), (70, 40, 50))
         if params["stroke_side"] < 0:
@@ -461,7 +457,4 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
         pv_volume_ml=float(params["pv_wmh_ml"]),
         deep_lesions=lesions,
         deep_noise=smooth_noise(tm.shape, 2 / res, rng),
-        stroke_core=core,
-        stroke_rim=rim,
-        info={"ventricle_ml": float(vent_big.sum() * res**3 / 1000)},
     )

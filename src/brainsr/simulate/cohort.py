@@ -21,12 +21,13 @@ from scipy import ndimage as ndi
 
 import brainsr
 from brainsr import TEMPLATE_SPACE
+from brainsr.bids import SEQUENCES
+from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.paths import bids
 from brainsr.simulate.acquire import acquire, geometry, rigid
 from brainsr.simulate.anatomy import BRAIN_CENTRE, Anatomy, Deformation, build_anatomy, make_deformation
-from brainsr.simulate.mr import DESCRIPTIONS, INTRACRANIAL, LABELS, TISSUES, signal_table
+from brainsr.simulate.mr import DESCRIPTIONS, INTRACRANIAL, LABELS, signal_table
 
-SEQUENCES = ("T1w", "T2w", "FLAIR")
 GT_NAME = "groundtruth"
 
 
@@ -216,20 +217,6 @@ def _to_template_voxels(anat: Anatomy, deform: Deformation, pose: np.ndarray, pt
     return anat.tm.voxel(deform.to_template(subj)).T
 
 
-def _atomic_save(img: nib.Nifti1Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.nii.gz")
-    nib.save(img, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_text(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _nifti(data: np.ndarray, affine: np.ndarray, dtype: type) -> nib.Nifti1Image:
     img = nib.Nifti1Image(data.astype(dtype), affine)
     img.set_qform(affine, code=1)
@@ -263,7 +250,7 @@ def simulate_subject(
         p = Path(bids(gt_root, subject=label, suffix="xfm", from_=frm, to=to, mode="image"))
         img = _nifti(data[:, :, :, None, :], aff, np.float32)
         img.header.set_intent("vector", (), name="coordinates_mm")
-        _atomic_save(img, p)
+        atomic_save_nifti(img, p)
         written.append(p)
 
     session_rows = []
@@ -288,7 +275,7 @@ def simulate_subject(
         wmh_ml = float(fractions["wmh"].sum() * tm.resolution**3 / 1000)
         # template-space truth: the anatomy before the subject's deformation
         p = gt(space=TEMPLATE_SPACE, desc="tissue", suffix="dseg")
-        _atomic_save(_nifti(labels[t_sl], tm.template_affine, np.uint8), p)
+        atomic_save_nifti(_nifti(labels[t_sl], tm.template_affine, np.uint8), p)
         written.append(p)
         # volumes in the subject's head: template-space volume x head scale (the diffeomorphism is volume-neutral
         # on average); "template" values are the same before scaling
@@ -320,7 +307,7 @@ def simulate_subject(
             gain = float(srng.uniform(0.8, 1.25)) * 1000.0 / ref
             data = np.clip(np.round(img * gain), 0, 32767)
             p = Path(bids(bids_root, subject=label, session=plan.session, datatype="anat", suffix=seq_name))
-            _atomic_save(_nifti(data, aff, np.int16), p)
+            atomic_save_nifti(_nifti(data, aff, np.int16), p)
             written.append(p)
             side = {
                 "Manufacturer": plan.protocol["manufacturer"],
@@ -350,7 +337,7 @@ def simulate_subject(
             if "flip_deg" in seq:
                 side["FlipAngle"] = float(seq["flip_deg"])
             pj = p.with_name(p.name.replace(".nii.gz", ".json"))
-            _atomic_text(json.dumps(side, indent=2) + "\n", pj)
+            atomic_write_text(json.dumps(side, indent=2) + "\n", pj)
             written.append(pj)
             # ground truth on this image's grid: labels, ICV mask, WMH and stroke masks; pose
             ijk = np.indices(data.shape, dtype=np.float32).reshape(3, -1)
@@ -365,10 +352,10 @@ def simulate_subject(
                 ("mask", lab == LABELS["stroke"], {"label": "stroke"}),
             ):
                 p = gt(space=seq_name, suffix=suffix, **ent)
-                _atomic_save(_nifti(arr, aff, np.uint8), p)
+                atomic_save_nifti(_nifti(arr, aff, np.uint8), p)
                 written.append(p)
             p = gt(suffix="xfm", extension=".txt", from_="subject", to=seq_name, mode="image")
-            _atomic_text(
+            atomic_write_text(
                 "# subject-frame mm -> scanner mm of this image (RAS, 4x4)\n"
                 + "\n".join(" ".join(f"{v:.8f}" for v in row) for row in seq_pose)
                 + "\n",
@@ -376,13 +363,13 @@ def simulate_subject(
             )
             written.append(p)
         p = gt(desc="truth", suffix="info", extension=".json")
-        _atomic_text(json.dumps(truth, indent=2) + "\n", p)
+        atomic_write_text(json.dumps(truth, indent=2) + "\n", p)
         written.append(p)
     p = Path(bids(bids_root, subject=label, suffix="sessions", extension=".tsv"))
-    _atomic_text(pd.DataFrame(session_rows).to_csv(sep="\t", index=False), p)
+    atomic_write_text(pd.DataFrame(session_rows).to_csv(sep="\t", index=False), p)
     written.append(p)
     p = Path(bids(gt_root, subject=label, desc="simulation", suffix="params", extension=".json"))
-    _atomic_text(json.dumps(params, indent=2) + "\n", p)
+    atomic_write_text(json.dumps(params, indent=2) + "\n", p)
     written.append(p)
     return written
 
@@ -448,6 +435,5 @@ def write_dataset_files(sim: dict, bids_root: str | os.PathLike, protocols: dict
         ).to_csv(sep="\t", index=False),
     }
     for path, text in files.items():
-        _atomic_text(text, path)
-    assert set(TISSUES) >= set(LABELS)
+        atomic_write_text(text, path)
     return list(files)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
+from brainsr.io import atomic_savefig, atomic_write_tsv
 from brainsr.paths import bids
 from brainsr.simulate.mr import LABELS
 
@@ -530,9 +531,7 @@ def cohort_figure(
                 ax.text(0.02, 0.5, "R", color="yellow", fontsize=7, transform=ax.transAxes, va="center")
         axes[r, 0].set_ylabel(f"{protocol}  sub-{subject}\n{scanner}", fontsize=9)
     fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
+    out = atomic_savefig(fig, out_png, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -551,7 +550,6 @@ def write_cohort_qc(
     table = cohort_quality_table(bids_root, gt_root)
     summary = summarise_quality(table)
     for df, path in ((table, out_tsv), (summary, out_summary_tsv)):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(path, sep="\t", index=False, float_format="%.4g", na_rep="n/a")
+        atomic_write_tsv(df, path, float_format="%.4g", na_rep="n/a")
     cohort_figure(bids_root, out_png, gt_root=gt_root)
     return table, summary
