@@ -17,8 +17,10 @@ SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("sna
 BRAINSR = shutil.which("brainsr") or str(Path(sys.executable).with_name("brainsr"))
 
 
-def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def snakemake(*args: str, cwd: Path, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args],
         capture_output=True,
@@ -38,6 +40,7 @@ def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         ["cohort-qc"],
         ["inventory"],
         ["validate-config"],
+        *[["preprocess", step] for step in ("template", "prepare", "register", "resample", "qc", "accuracy", "tables")],
     ],
 )
 def test_cli_help(command):
@@ -68,7 +71,8 @@ def test_bad_config_value_names_the_key(tmp_path):
 
 @pytest.mark.e2e
 def test_tiny_preset_end_to_end(tmp_path):
-    out = snakemake("--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
+    (tmp_path / "tmp").mkdir()
+    out = snakemake("--cores", "2", "--configfile", str(TINY), cwd=tmp_path, tmpdir=tmp_path / "tmp")
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-5000:]
     res = tmp_path / "results"
     bids_root = res / "sourcedata" / "synthetic"
@@ -80,8 +84,25 @@ def test_tiny_preset_end_to_end(tmp_path):
         "tables/cohort_quality.tsv",
         "tables/cohort_quality_summary.tsv",
         "tables/bids_inventory.tsv",
+        "tables/preprocess_alignment_quality.tsv",
+        "tables/preprocess_accuracy.tsv",
+        "tables/preprocess_accuracy_summary.tsv",
+        "preprocess/dataset_description.json",
     ):
         assert (res / target).stat().st_size > 0, target
+    prep = res / "preprocess"
+    for prep_label in ("affinelinear", "affinesinc", "warp"):
+        for seq in ("T1w", "T2w", "FLAIR"):
+            name = f"sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-{prep_label}_{seq}.nii.gz"
+            assert (prep / "sub-P001" / "ses-clinical" / "anat" / name).is_file(), name
+    assert len(list(prep.glob("sub-*/ses-*/figures/*_desc-alignment_qc.png"))) == 3 * 2 + 2
+    assert len(list(prep.glob("sub-C001/ses-*/anat/*_space-*_desc-*_T1w.nii.gz"))) == 2  # controls: primary only
+    accuracy = pd.read_csv(res / "tables" / "preprocess_accuracy.tsv", sep="\t")
+    tre = accuracy[accuracy.metric == "tre_mean_mm"]
+    assert len(tre) == 6 * 3 * 3 + 2 * 3 and tre.value.max() < 6.0, tre.value.describe()
+    dice = accuracy[accuracy.metric == "mask_dice"]
+    assert len(dice) == 8 and dice.value.min() > 0.8, dice
+    assert not list(tmp_path.glob("tmp/*")), "ANTsPy left temporary files"
     inv = pd.read_csv(res / "tables" / "bids_inventory.tsv", sep="\t")
     assert (inv["status"] == "ok").all()
     assert sorted(inv["subject"].unique()) == ["C001", "P001", "P002", "P003"]
@@ -103,9 +124,35 @@ def test_tiny_preset_end_to_end(tmp_path):
         "simulate_dataset": 1,
         "bids_inventory": 1,
         "cohort_qc": 1,
+        "preprocess_prepare": 2,
+        "preprocess_register": 4,  # affinecr, affinemi per session
+        "preprocess_warp": 2,
+        "preprocess_resample": 6,  # affinelinear, affinesinc, warp per session
+        "preprocess_qc": 2,
+        "preprocess_accuracy": 2,
+        "preprocess_tables": 1,
         "all": 1,
     }, text
     assert "wildcards: subject=P004" in text
+
+    # a hand-edited brain mask for one session reruns that session's preprocessing and what depends on it
+    edited = res / "sourcedata" / "synthetic" / "derivatives" / "masks" / "sub-P002" / "ses-research" / "anat"
+    edited.mkdir(parents=True)
+    mask = prep / "sub-P002" / "ses-research" / "anat" / "sub-P002_ses-research_space-T1w_desc-brain_mask.nii.gz"
+    shutil.copy(mask, edited / "sub-P002_ses-research_desc-brain_mask.nii.gz")
+    manual = snakemake("-n", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
+    text = manual.stdout + manual.stderr
+    assert job_stats(text) == {
+        "preprocess_prepare": 1,
+        "preprocess_register": 2,
+        "preprocess_warp": 1,
+        "preprocess_resample": 3,
+        "preprocess_qc": 1,
+        "preprocess_accuracy": 1,
+        "preprocess_tables": 1,
+        "all": 1,
+    }, text
+    assert "--manual-mask" in snakemake("-n", "-p", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path).stdout
 
 
 def job_stats(text: str) -> dict[str, int]:
@@ -128,9 +175,12 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
     # a second subject lacking its clinical FLAIR is reported and left out, the rest still runs
     (data / "sub-P002" / "ses-clinical" / "anat").mkdir(parents=True)
     work = tmp_path / "work"
-    out = snakemake("--cores", "1", "--config", f"bids_dir={data}", cwd=work)
+    out = snakemake("--cores", "2", "--configfile", str(TINY), "--config", f"bids_dir={data}", cwd=work)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "sub-P002" in out.stdout + out.stderr  # the problem is reported
     inv = pd.read_csv(work / "results" / "tables" / "bids_inventory.tsv", sep="\t")
     assert set(inv.loc[inv["status"] == "ok", "subject"]) == {"P001"}
     assert not (work / "results" / "sourcedata").exists()  # nothing simulated
+    quality = pd.read_csv(work / "results" / "tables" / "preprocess_alignment_quality.tsv", sep="\t", dtype=str)
+    assert set(quality["subject"]) == {"P001"} and len(quality) == 2 * 3  # two sessions x three preps
+    assert not (work / "results" / "tables" / "preprocess_accuracy.tsv").exists()  # no ground truth here

@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, type=Path, help="output TSV")
     q.set_defaults(func=cmd_inventory)
 
+    from brainsr.preprocess.commands import add_parser as add_preprocess
+
+    add_preprocess(sub)
+
     q = sub.add_parser("validate-config", help="validate config files and print them with defaults filled in")
     q.add_argument("configfile", nargs="+", type=Path)
     q.set_defaults(func=cmd_validate_config)
@@ -174,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:
         log.error("%s", exc)
         return 1
 

@@ -135,6 +135,28 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     low, high = _get(config, "simulate.days_between_sessions")
     if low > high:
         problems.append(f"config key 'simulate.days_between_sessions': minimum {low} is greater than maximum {high}")
+    return problems + _preprocess_problems(config["preprocess"])
+
+
+def _preprocess_problems(pre: Mapping[str, Any]) -> list[str]:
+    """Cross-key checks of the preprocess section: variant names, primary prep, percentiles, template files."""
+    problems = []
+    unknown = [v for v in pre["build_variants"] if v not in pre["variants"]]
+    if unknown:
+        problems.append(
+            f"config key 'preprocess.build_variants': {', '.join(map(repr, unknown))} not defined in "
+            f"'preprocess.variants' (defined: {', '.join(pre['variants'])})"
+        )
+    preps = [a for a in pre["alignments"] if a == "warp"] + [
+        f"{a}{v}" for a in pre["alignments"] if a != "warp" for v in pre["build_variants"]
+    ]
+    if pre["primary"] not in preps:
+        problems.append(f"config key 'preprocess.primary': {pre['primary']!r} is not built (built: {', '.join(preps)})")
+    low, high = pre["rescale_percentiles"]
+    if low >= high:
+        problems.append(f"config key 'preprocess.rescale_percentiles': {low} is not below {high}")
+    if bool(pre["template"]["image"]) != bool(pre["template"]["mask"]):
+        problems.append("config key 'preprocess.template': give both image and mask, or neither (nilearn MNI152)")
     return problems
 
 

@@ -109,20 +109,35 @@ def subject_sessions(subject):
     return [SESSIONS["clinical"], SESSIONS["research"]]
 
 
-def raw_images(subject):
-    """The subject's three sequences of every session in the input BIDS dataset (.nii or .nii.gz)."""
+def session_images(subject, session):
+    """{sequence: path} of one session in the input BIDS dataset (.nii or .nii.gz)."""
     if not SYNTHETIC:
         if subject in CONTROLS:
-            sessions = INVENTORY.longitudinal[CONTROLS.index(subject)].sessions
+            found = INVENTORY.longitudinal[CONTROLS.index(subject)].sessions
         else:
             pair = INVENTORY.pair(subject)
-            sessions = [pair.clinical, pair.research]
-        return [str(s.images[seq]) for s in sessions for seq in SEQS]
-    return [
-        bids(BIDS_DIR, subject=subject, session=ses, datatype="anat", suffix=seq)
-        for ses in subject_sessions(subject)
-        for seq in SEQS
-    ]
+            found = [pair.clinical, pair.research]
+        match = [s for s in found if s.session == session]
+        if not match:
+            raise WorkflowError(f"sub-{subject} has no session {session!r} in {BIDS_DIR}")
+        return {seq: str(match[0].images[seq]) for seq in SEQS}
+    return {
+        seq: bids(BIDS_DIR, subject=subject, session=session, datatype="anat", suffix=seq) for seq in SEQS
+    }
+
+
+def raw_images(subject):
+    """The subject's three sequences of every session in the input BIDS dataset."""
+    return [f for ses in all_sessions(subject) for f in session_images(subject, ses).values()]
+
+
+def all_sessions(subject):
+    """Session labels of a subject as found (real BIDS) or generated (synthetic)."""
+    if SYNTHETIC:
+        return subject_sessions(subject)
+    if subject in CONTROLS:
+        return [s.session for s in INVENTORY.longitudinal[CONTROLS.index(subject)].sessions]
+    return [SESSIONS["clinical"], SESSIONS["research"]]
 
 
 def all_raw_images():
@@ -135,9 +150,10 @@ def resources_for(family):
 
 
 def all_targets():
-    if SYNTHETIC:
-        return list(GROUP.values())
-    return [GROUP["inventory"]]
+    targets = list(GROUP.values())
+    if not SYNTHETIC:
+        targets = [t for k, t in GROUP.items() if not k.startswith("cohort_")]
+    return targets
 
 
 def dataset_root(path):

@@ -1,0 +1,109 @@
+"""Reading and checking input images, and the scoped temporary directory every ANTsPy call runs in.
+
+ANTsPy writes registration transforms and intermediate files into ``$TMPDIR`` and never deletes them;
+:func:`scoped_tmpdir` points ``$TMPDIR`` (and :mod:`tempfile`) at a private directory and removes it afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+__all__ = ["ImageInputError", "check_array", "load_checked", "scoped_tmpdir", "to_ants"]
+
+#: Largest tolerated shear of a voxel-to-world affine (off-diagonal of the normalised Gram matrix).
+MAX_SHEAR = 0.05
+
+
+class ImageInputError(ValueError):
+    """An input image that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@contextlib.contextmanager
+def scoped_tmpdir(prefix: str = "brainsr-") -> Iterator[Path]:
+    """Run the block with ``$TMPDIR`` (and :func:`tempfile.gettempdir`) set to a new directory, removed afterwards."""
+    parent = os.environ.get("TMPDIR") or tempfile.gettempdir()
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    saved_env, saved_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(path)
+    tempfile.tempdir = str(path)
+    try:
+        yield path
+    finally:
+        tempfile.tempdir = saved_tempdir
+        if saved_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def check_array(data: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise :class:`ImageInputError` unless ``data`` is a 3D, finite, non-constant image."""
+    if data.ndim != 3:
+        raise ImageInputError(path, f"expected a 3D image, got {data.ndim}D with shape {tuple(data.shape)}")
+    if min(data.shape) < 2:
+        raise ImageInputError(path, f"image has a degenerate shape {tuple(data.shape)}")
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise ImageInputError(path, f"{int((~finite).sum())} voxels are NaN or Inf")
+    if not np.any(data):
+        raise ImageInputError(path, "image is empty (all voxels are zero)")
+    if float(data.max()) == float(data.min()):
+        raise ImageInputError(path, f"image is constant ({float(data.max())})")
+
+
+def _check_affine(affine: np.ndarray, path: str | os.PathLike) -> None:
+    zooms = np.linalg.norm(affine[:3, :3], axis=0)
+    if not np.all(np.isfinite(affine)) or np.any(zooms <= 1e-6):
+        raise ImageInputError(path, f"degenerate voxel-to-world affine (voxel sizes {np.round(zooms, 4).tolist()})")
+    cols = affine[:3, :3] / zooms
+    gram = cols.T @ cols
+    shear = float(np.max(np.abs(gram - np.eye(3))))
+    if shear > MAX_SHEAR:
+        raise ImageInputError(path, f"affine has shear {shear:.3f} beyond the tolerance {MAX_SHEAR}")
+
+
+def load_checked(path: str | os.PathLike) -> nib.Nifti1Image:
+    """Load a NIfTI image, fully read its data and check it (3D, finite, non-empty, sane affine).
+
+    Returns a float32 image whose header carries no free-text fields of the input.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageInputError(path, "file does not exist")
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
+        raise ImageInputError(path, f"cannot be read as NIfTI ({type(exc).__name__}: {exc})") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    check_array(data, path)
+    affine = img.affine
+    _check_affine(affine, path)
+    return nib.Nifti1Image(data, affine)
+
+
+def to_ants(img: nib.Nifti1Image) -> object:
+    """A nibabel image as an ``ants.ANTsImage`` (float32, same world geometry)."""
+    import ants
+
+    clean = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
+    clean.set_qform(img.affine, code=1)
+    clean.set_sform(img.affine, code=1)
+    clean.header.set_xyzt_units("mm")
+    return ants.from_nibabel_nifti(clean)

@@ -1,0 +1,210 @@
+"""The preprocessing steps the workflow runs per session (paper 3.1), each writing its outputs atomically.
+
+1. :func:`prepare_session`: bias correction of every sequence, rigid alignment of T2w and FLAIR to the session's
+   T1w, brain extraction on an isotropic grid in T1w space (or a user-edited mask), brain-extracted native images.
+2. :func:`register_session`: the session T1w brain to the template, once per alignment and cost.
+3. :func:`resample_session`: every sequence through its chain (sequence -> T1w -> template) onto the analysis
+   grid, masked and rescaled to [0, 1], once per alignment x resampling variant ("prep").
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from brainsr import __version__
+from brainsr.io import atomic_save_nifti, atomic_write_text
+from brainsr.preprocess.bias import correct_bias
+from brainsr.preprocess.images import ImageInputError, load_checked, scoped_tmpdir
+from brainsr.preprocess.register import invert_linear, register_linear, register_warp
+from brainsr.preprocess.resample import resample, rescale
+from brainsr.preprocess.template import iso_grid, resample_to_grid
+
+__all__ = ["prep_label", "prepare_session", "register_session", "resample_session", "transform_keys"]
+
+REFERENCE = "T1w"
+
+
+def prep_label(alignment: str, variant: str | None) -> str:
+    """Name of an alignment x resampling variant as used in ``desc-`` labels: ``affinelinear``, ``warp``."""
+    return alignment if alignment == "warp" else f"{alignment}{variant}"
+
+
+def transform_keys(alignments: list[str], variants: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Template transforms to estimate (``rigidcr``, ``affinemi``, ``warp``...): each is computed once and reused."""
+    keys = []
+    for alignment in ("rigid", "affine"):
+        if alignment in alignments:
+            keys += [f"{alignment}{c}" for c in sorted({v["cost"] for v in variants.values()})]
+    if "warp" in alignments:
+        keys.append("warp")
+        if "affinemi" not in keys:
+            keys.append("affinemi")  # the warp is initialised from the mutual-information affine
+    return keys
+
+
+def _sidecar(path: str | Path, **fields: object) -> None:
+    meta = {"GeneratedBy": [{"Name": "brainsr", "Version": __version__}], **fields}
+    atomic_write_text(json.dumps(meta, indent=2, default=float) + "\n", path)
+
+
+def _binary(img: nib.Nifti1Image, threshold: float = 0.5) -> np.ndarray:
+    return np.asarray(img.dataobj) >= threshold
+
+
+def prepare_session(
+    images: Mapping[str, str],
+    *,
+    out_brain: Mapping[str, str],
+    out_mask: str,
+    out_xfm: Mapping[str, str],
+    bias: Mapping[str, object],
+    brain: Mapping[str, object],
+    manual_mask: str | None = None,
+    iso_mm: float = 1.0,
+    level_mm: float = 2.0,
+) -> dict:
+    """Step 1 for one session. ``images``: raw path per sequence (T1w first); outputs named by the caller.
+
+    Writes brain-extracted, bias-corrected native images (``out_brain``; no extracranial tissue: brain
+    extraction is also anonymisation, paper 3.1), the brain mask on the isotropic T1w-space grid (``out_mask``)
+    and the rigid sequence -> T1w transforms (``out_xfm``, every sequence but T1w).
+    """
+    timings: dict[str, float] = {}
+    loaded = {seq: load_checked(path) for seq, path in images.items()}
+    affine, shape = iso_grid(loaded[REFERENCE], iso_mm)
+    grid = nib.Nifti1Image(np.zeros(shape, np.uint8), affine)
+    user_mask = None
+    if manual_mask:  # checked first: a bad user mask fails before any work is done
+        user_mask = _binary(resample(load_checked(manual_mask), grid, [], "nearest"))
+        if not user_mask.any():
+            raise ImageInputError(manual_mask, "manual brain mask is empty on the session grid")
+    corrected, bias_info = {}, {}
+    for seq, img in loaded.items():
+        corrected[seq], bias_info[seq] = correct_bias(img, str(bias["engine"]), fit_mm=float(bias["fit_mm"]))
+        timings[f"bias_{seq}"] = bias_info[seq]["seconds"]
+    ref_nib = resample_to_grid(corrected[REFERENCE], affine, shape, order=1)
+    on_iso = {REFERENCE: ref_nib}
+    with scoped_tmpdir(prefix="brainsr-xfm-") as staging:  # transforms are published with the other outputs
+        staged = {seq: str(staging / f"{seq}.mat") for seq in corrected if seq != REFERENCE}
+        for seq, path in staged.items():
+            info = register_linear(ref_nib, corrected[seq], "rigid", "mi", path, level_mm=level_mm)
+            timings[f"rigid_{seq}_to_{REFERENCE}"] = info["seconds"]
+            on_iso[seq] = resample(corrected[seq], ref_nib, [path], "linear")
+        start = time.perf_counter()
+        if user_mask is not None:
+            mask, engine = user_mask, "manual"
+        else:
+            from brainsr.preprocess.brain import extract_brain
+
+            engine = str(brain["engine"])
+            params = {k: v for k, v in brain.items() if k not in ("engine", "manual_masks_dir")}
+            mask = np.asarray(extract_brain(on_iso, engine, **params).dataobj) > 0
+        timings["brain_extraction"] = time.perf_counter() - start
+        native_masks = {
+            seq: _binary(
+                resample(
+                    nib.Nifti1Image(mask.astype(np.uint8), affine),
+                    img,
+                    [staged[seq]] if seq in staged else [],
+                    "linear",
+                    invert=[True] if seq in staged else None,
+                )
+            )
+            for seq, img in corrected.items()
+        }
+        for seq, path in staged.items():
+            Path(out_xfm[seq]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out_xfm[seq])
+    mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
+    for seq, img in corrected.items():
+        brain_img = nib.Nifti1Image(np.asarray(img.dataobj) * native_masks[seq], img.affine)
+        atomic_save_nifti(brain_img, out_brain[seq])
+        _sidecar(
+            Path(str(out_brain[seq]).removesuffix(".nii.gz")).with_suffix(".json"),
+            Sources=[f"bids:raw:{Path(images[seq]).name}"],
+            BiasCorrection=bias_info[seq],
+            BrainExtraction={"engine": engine, "mask": Path(out_mask).name},
+            SkullStripped=True,
+        )
+    atomic_save_nifti(mask_img, out_mask)
+    voxel_ml = iso_mm**3 / 1000.0
+    return {"engine": engine, "brain_ml": float(mask.sum() * voxel_ml), "seconds": timings}
+
+
+def register_session(
+    brain_t1w: str,
+    mask: str,
+    template: str,
+    template_mask: str,
+    *,
+    key: str,
+    out: str,
+    out_inverse: str,
+    initial: str | None = None,
+    level_mm: float = 2.0,
+    syn_iterations: tuple[int, ...] = (40, 20),
+) -> dict:
+    """Step 2: the session T1w brain to the template for one transform key (see :func:`transform_keys`).
+
+    ``warp`` needs ``initial``, the ``affinemi`` transform it starts from.
+    """
+    mask_img = load_checked(mask)
+    moving = resample_to_grid(load_checked(brain_t1w), mask_img.affine, mask_img.shape, order=1)
+    fixed, fixed_mask = load_checked(template), load_checked(template_mask)
+    if key == "warp":
+        if not initial:
+            raise ValueError("the warp registration needs the affinemi transform as its initial transform")
+        return register_warp(fixed, moving, initial, out, out_inverse, level_mm=level_mm, iterations=syn_iterations)
+    for alignment in ("rigid", "affine"):
+        if key.startswith(alignment):
+            info = register_linear(
+                fixed, moving, alignment, key[len(alignment) :], out, fixed_mask=fixed_mask, level_mm=level_mm
+            )
+            invert_linear(out, out_inverse)
+            return info
+    raise ValueError(f"unknown transform key {key!r} (expected rigid<cost>, affine<cost> or warp)")
+
+
+def resample_session(
+    brains: Mapping[str, str],
+    mask: str,
+    template: str,
+    xfm_template: str,
+    xfm_to_reference: Mapping[str, str],
+    *,
+    interpolation: str,
+    percentiles: tuple[float, float],
+    out_images: Mapping[str, str],
+    out_mask: str,
+    prep: str,
+) -> dict:
+    """Step 3: every sequence onto the analysis grid through one chain, masked, rescaled to [0, 1]."""
+    grid = load_checked(template)
+    mask_tpl = _binary(resample(load_checked(mask), grid, [xfm_template], "linear"))
+    if not mask_tpl.any():
+        raise ImageInputError(mask, "brain mask is empty after alignment to the template")
+    info = {}
+    for seq, path in brains.items():
+        chain = [xfm_template] + ([] if seq == REFERENCE else [xfm_to_reference[seq]])
+        moved = resample(load_checked(path), grid, chain, interpolation)
+        data, scale = rescale(np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles)
+        atomic_save_nifti(nib.Nifti1Image(data, grid.affine), out_images[seq])
+        _sidecar(
+            Path(str(out_images[seq]).removesuffix(".nii.gz")).with_suffix(".json"),
+            Sources=[Path(path).name],
+            Transforms=[Path(t).name for t in chain],
+            Interpolation=interpolation,
+            Preprocessing=prep,
+            Rescale=scale,
+            SkullStripped=True,
+        )
+        info[seq] = scale
+    atomic_save_nifti(nib.Nifti1Image(mask_tpl.astype(np.uint8), grid.affine), out_mask)
+    return info

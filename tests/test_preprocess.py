@@ -1,0 +1,365 @@
+"""Preprocessing (paper 3.1): input checks, bias correction, grids, registration, resampling, the session steps."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from brainsr.config import ConfigError, validate_config
+from brainsr.preprocess.bias import correct_bias, head_mask
+from brainsr.preprocess.images import ImageInputError, load_checked, scoped_tmpdir
+from brainsr.preprocess.pipeline import (
+    prep_label,
+    prepare_session,
+    register_session,
+    resample_session,
+    transform_keys,
+)
+from brainsr.preprocess.qc import bias_variation, brain_points, dice, read_pose, tre, true_scanner_points
+from brainsr.preprocess.register import invert_linear, map_points, register_linear
+from brainsr.preprocess.resample import resample, rescale
+from brainsr.preprocess.template import analysis_grid, iso_grid, resample_to_grid, write_grid
+
+SEQS = ("T1w", "T2w", "FLAIR")
+
+
+def _phantom(shape=(40, 44, 36), zoom=3.0, shift=(0.0, 0.0, 0.0)) -> nib.Nifti1Image:
+    """Head phantom: bright scalp shell, dark skull, brain ellipsoid with a brighter core; world-centred."""
+    grid = np.indices(shape).astype(float)
+    centre = (np.asarray(shape) - 1) / 2 + np.asarray(shift) / zoom
+    r = np.sqrt(sum(((g - c) / (s * 0.42)) ** 2 for g, c, s in zip(grid, centre, shape, strict=True)))
+    data = np.where(r < 1.0, 300.0, 0.0) + np.where(r < 0.85, -250.0, 0.0) + np.where(r < 0.75, 400.0, 0.0)
+    data += np.where(r < 0.45, 150.0, 0.0)
+    affine = np.diag([zoom, zoom, zoom, 1.0])
+    affine[:3, 3] = -zoom * (np.asarray(shape) - 1) / 2
+    return nib.Nifti1Image(data.astype(np.float32), affine)
+
+
+# ---------------------------------------------------------------------------------------------------- input checks
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b"not an image at all"), "cannot be read as NIfTI"),
+        (lambda p: p.write_bytes(gzip.compress(b"\x00" * 100)[:30]), "cannot be read as NIfTI"),
+        (lambda p: nib.save(nib.Nifti1Image(np.ones((4, 4, 4, 2), np.float32), np.eye(4)), p), "expected a 3D image"),
+        (lambda p: nib.save(nib.Nifti1Image(np.ones((8, 8), np.float32), np.eye(4)), p), "expected a 3D image"),
+        (lambda p: nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)), p), "all voxels are zero"),
+        (lambda p: nib.save(nib.Nifti1Image(np.full((4, 4, 4), 3, np.float32), np.eye(4)), p), "constant"),
+        (lambda p: nib.save(nib.Nifti1Image(_nan_data(), np.eye(4)), p), "NaN or Inf"),
+        (lambda p: nib.save(_with_sform(np.diag([1, 0, 1, 1.0])), p), "degenerate"),
+        (lambda p: nib.save(_with_sform(_sheared()), p), "shear"),
+    ],
+)
+def test_load_checked_names_file_and_problem(tmp_path: Path, make, message: str) -> None:
+    path = tmp_path / "sub-X_T1w.nii.gz"
+    make(path)
+    with pytest.raises(ImageInputError, match=message) as err:
+        load_checked(path)
+    assert str(path) in str(err.value)
+
+
+def _ramp() -> np.ndarray:
+    return np.arange(64, dtype=np.float32).reshape(4, 4, 4)
+
+
+def _nan_data() -> np.ndarray:
+    data = _ramp()
+    data[1, 1, 1] = np.nan
+    return data
+
+
+def _with_sform(affine: np.ndarray) -> nib.Nifti1Image:
+    """An image whose only spatial transform is the sform ``affine`` (which may be degenerate)."""
+    img = nib.Nifti1Image(_ramp(), np.eye(4))
+    img.set_qform(None, code=0)
+    img.set_sform(affine, code=1)
+    return img
+
+
+def _sheared() -> np.ndarray:
+    affine = np.eye(4)
+    affine[0, 1] = 0.5
+    return affine
+
+
+def test_load_checked_missing_file_and_clean_header(tmp_path: Path) -> None:
+    with pytest.raises(ImageInputError, match="does not exist"):
+        load_checked(tmp_path / "nope.nii.gz")
+    img = nib.Nifti1Image(_ramp(), np.eye(4))
+    img.header["descrip"] = b"Patient John Doe"
+    nib.save(img, tmp_path / "a.nii.gz")
+    loaded = load_checked(tmp_path / "a.nii.gz")
+    assert loaded.header["descrip"].tobytes().strip(b"\x00") == b""
+    assert loaded.get_fdata().dtype == np.float64 and loaded.shape == (4, 4, 4)
+
+
+def test_scoped_tmpdir_restores_environment_and_removes_files(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    with scoped_tmpdir() as scoped:
+        assert os.environ["TMPDIR"] == str(scoped)
+        (scoped / "leftover.mat").write_text("x")
+    assert os.environ["TMPDIR"] == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------- grids
+def test_analysis_grid_covers_mask_box_with_margin() -> None:
+    mask = np.zeros((20, 20, 20), np.uint8)
+    mask[5:15, 6:12, 4:10] = 1
+    img = nib.Nifti1Image(mask, np.diag([2.0, 2.0, 2.0, 1.0]))
+    affine, shape = analysis_grid(img, spacing_mm=1.0, margin_mm=3.0)
+    # box in mm: x 10..28, y 12..22, z 8..18; grown by 3 mm on each side
+    assert np.allclose(affine[:3, 3], [7, 9, 5])
+    assert shape == (25, 17, 17)
+
+
+def test_iso_grid_spans_field_of_view() -> None:
+    img = nib.Nifti1Image(np.zeros((10, 10, 4), np.float32), np.diag([1.0, 1.0, 5.0, 1.0]))
+    affine, shape = iso_grid(img, 2.0)
+    assert shape == (5, 5, 10)
+    # outer corners coincide: native voxel -0.5 and iso voxel -0.5 map to the same world point
+    assert np.allclose(affine @ [-0.5, -0.5, -0.5, 1], img.affine @ [-0.5, -0.5, -0.5, 1])
+
+
+def test_resample_to_grid_identity() -> None:
+    img = _phantom()
+    out = resample_to_grid(img, img.affine, img.shape, order=1)
+    assert np.allclose(out.get_fdata(), img.get_fdata(), atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------- bias
+def test_head_mask_finds_head() -> None:
+    img = _phantom()
+    mask = head_mask(img)
+    truth = img.get_fdata() > 0
+    truth = ndimage.binary_fill_holes(truth | (ndimage.distance_transform_edt(~truth) < 0))
+    assert dice(mask, ndimage.binary_fill_holes(img.get_fdata() != 0)) > 0.9
+
+
+def test_n4_reduces_a_smooth_bias_field() -> None:
+    img = _phantom(shape=(48, 52, 44), zoom=3.0)
+    x = np.indices(img.shape)[0] / img.shape[0]
+    field = 0.7 + 0.6 * x  # 70 % .. 130 % left to right
+    noisy = img.get_fdata() * field
+    biased = nib.Nifti1Image(noisy.astype(np.float32), img.affine)
+    corrected, info = correct_bias(biased, fit_mm=6.0)
+    core = img.get_fdata() == 450.0  # the "white matter" ring, uniform without bias
+    seg = nib.Nifti1Image(np.where(core, 3, 0).astype(np.int16), img.affine)
+    before = bias_variation(biased, seg, sigma_mm=6.0)
+    after = bias_variation(corrected, seg, sigma_mm=6.0)
+    assert info["engine"] == "n4" and info["seconds"] > 0
+    assert after < 0.5 * before
+
+
+def test_bias_engine_errors(monkeypatch) -> None:
+    monkeypatch.delenv("FSLDIR", raising=False)
+    with pytest.raises(RuntimeError, match=r"\$FSLDIR"):
+        correct_bias(_phantom(), "fast")
+    with pytest.raises(ValueError, match="unknown bias engine"):
+        correct_bias(_phantom(), "n5")
+
+
+# ---------------------------------------------------------------------------------------------------- registration
+def test_register_linear_mi_recovers_translation_and_inverse(tmp_path: Path) -> None:
+    fixed = _phantom()
+    moving = _phantom(shift=(6.0, -4.5, 3.0))  # RAS mm
+    info = register_linear(fixed, moving, "rigid", "mi", tmp_path / "x.mat", level_mm=3.0, iterations=(100, 50))
+    assert info["seconds"] > 0
+    pts = brain_points(nib.Nifti1Image((fixed.get_fdata() > 0).astype(np.uint8), fixed.affine), 9.0)
+    lps = pts * [-1, -1, 1]
+    mapped = map_points(lps, [str(tmp_path / "x.mat")])
+    shift_lps = np.array([-6.0, 4.5, 3.0])
+    assert np.abs(mapped - lps - shift_lps).mean() < 1.0
+    invert_linear(tmp_path / "x.mat", tmp_path / "inv.mat")
+    back = map_points(mapped, [str(tmp_path / "inv.mat")])
+    assert np.abs(back - lps).max() < 1e-3
+
+
+def test_register_linear_rejects_unknown_alignment(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rigid or affine"):
+        register_linear(_phantom(), _phantom(), "warp", "mi", tmp_path / "x.mat")
+    with pytest.raises(ValueError, match="unknown registration cost"):
+        register_linear(_phantom(), _phantom(), "rigid", "ncc", tmp_path / "x.mat")
+
+
+# ---------------------------------------------------------------------------------------------------- resampling
+def test_rescale_hand_computed() -> None:
+    data = np.array([0.0, 10.0, 20.0, 30.0, 40.0, 1000.0]).reshape(1, 2, 3)
+    mask = np.array([0, 1, 1, 1, 1, 1], bool).reshape(1, 2, 3)
+    out, info = rescale(data, mask, (0.0, 75.0))
+    # in-mask values 10, 20, 30, 40, 1000: 0th percentile 10, 75th percentile 40
+    assert info["low"] == 10.0 and info["high"] == 40.0
+    assert np.allclose(out.ravel(), [0.0, 0.0, 1 / 3, 2 / 3, 1.0, 1.0])
+    with pytest.raises(ValueError, match="empty"):
+        rescale(data, np.zeros_like(mask), (0.0, 100.0))
+
+
+def test_resample_identity_and_interpolations() -> None:
+    img = _phantom()
+    for interpolation in ("linear", "sinc", "bspline", "nearest"):
+        out = resample(img, img, [], interpolation)
+        assert np.abs(out.get_fdata() - img.get_fdata()).max() < 1.0
+    with pytest.raises(ValueError, match="unknown interpolation"):
+        resample(img, img, [], "cubic")
+
+
+# ---------------------------------------------------------------------------------------------------- labels, config
+def test_prep_labels_and_transform_keys() -> None:
+    variants = {"linear": {"interpolation": "linear", "cost": "cr"}, "sinc": {"interpolation": "sinc", "cost": "mi"}}
+    assert prep_label("affine", "sinc") == "affinesinc" and prep_label("warp", None) == "warp"
+    assert transform_keys(["rigid", "affine", "warp"], variants) == [
+        "rigidcr",
+        "rigidmi",
+        "affinecr",
+        "affinemi",
+        "warp",
+    ]
+    only_cr = {"linear": variants["linear"]}
+    assert transform_keys(["affine", "warp"], only_cr) == ["affinecr", "warp", "affinemi"]
+
+
+def test_preprocess_config_cross_checks() -> None:
+    with pytest.raises(ConfigError, match=r"'preprocess\.build_variants': 'foo' not defined"):
+        validate_config({"preprocess": {"build_variants": ["linear", "foo"]}})
+    with pytest.raises(ConfigError, match=r"'preprocess\.primary'"):
+        validate_config({"preprocess": {"alignments": ["rigid"], "primary": "affinelinear"}})
+    with pytest.raises(ConfigError, match="rescale_percentiles"):
+        validate_config({"preprocess": {"rescale_percentiles": [99, 1]}})
+    with pytest.raises(ConfigError, match="image and mask"):
+        validate_config({"preprocess": {"template": {"image": "t.nii.gz"}}})
+
+
+# ---------------------------------------------------------------------------------------------------- session steps
+@pytest.fixture(scope="module")
+def session_run(p1_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The three steps on the tiny cohort's clinical session (manual mask = ground truth), scoped TMPDIR."""
+    out = tmp_path_factory.mktemp("prep")
+    tmpdir = out / "tmp"
+    tmpdir.mkdir()
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmpdir)
+    try:
+        anat = p1_cohort / "sub-P001" / "ses-clinical" / "anat"
+        gt = p1_cohort / "derivatives" / "groundtruth" / "sub-P001" / "ses-clinical" / "anat"
+        images = {s: str(anat / f"sub-P001_ses-clinical_{s}.nii.gz") for s in SEQS}
+        brains = {s: str(out / f"brain_{s}.nii.gz") for s in SEQS}
+        xfm = {s: str(out / f"{s}_to_T1w.mat") for s in SEQS[1:]}
+        info = prepare_session(
+            images,
+            out_brain=brains,
+            out_mask=str(out / "mask.nii.gz"),
+            out_xfm=xfm,
+            bias={"engine": "n4", "fit_mm": 4.0},
+            brain={"engine": "morph"},
+            manual_mask=str(gt / "sub-P001_ses-clinical_space-T1w_desc-brain_mask.nii.gz"),
+            iso_mm=2.0,
+            level_mm=2.0,
+        )
+        from brainsr.preprocess.template import load_template
+
+        tpl, msk = load_template()
+        write_grid(out / "tpl.nii.gz", out / "tplmask.nii.gz", tpl, msk, 2.0, 2.0)
+        common = dict(brain_t1w=brains["T1w"], mask=str(out / "mask.nii.gz"), template=str(out / "tpl.nii.gz"))
+        common["template_mask"] = str(out / "tplmask.nii.gz")
+        register_session(**common, key="affinemi", out=str(out / "affinemi.mat"), out_inverse=str(out / "inv.mat"))
+        register_session(
+            **common,
+            key="warp",
+            out=str(out / "warp.nii.gz"),
+            out_inverse=str(out / "winv.nii.gz"),
+            initial=str(out / "affinemi.mat"),
+            syn_iterations=(10, 0),
+        )
+        outs = {}
+        for prep, xfm_tpl, interpolation in (("affinesinc", "affinemi.mat", "sinc"), ("warp", "warp.nii.gz", "linear")):
+            outs[prep] = {s: str(out / prep / f"{s}.nii.gz") for s in SEQS}
+            resample_session(
+                brains,
+                str(out / "mask.nii.gz"),
+                str(out / "tpl.nii.gz"),
+                str(out / xfm_tpl),
+                xfm,
+                interpolation=interpolation,
+                percentiles=(0.5, 99.5),
+                out_images=outs[prep],
+                out_mask=str(out / prep / "mask.nii.gz"),
+                prep=prep,
+            )
+    finally:
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
+    return {"out": out, "tmp": tmpdir, "info": info, "outs": outs, "gt": gt, "images": images, "xfm": xfm}
+
+
+def test_session_steps_leave_no_temporary_files(session_run: dict) -> None:
+    assert list(session_run["tmp"].iterdir()) == []
+
+
+def test_prepare_outputs_are_skull_stripped(session_run: dict) -> None:
+    assert session_run["info"]["engine"] == "manual"
+    gt = session_run["gt"]
+    for seq in SEQS:
+        brain = nib.load(session_run["out"] / f"brain_{seq}.nii.gz").get_fdata()
+        truth = nib.load(gt / f"sub-P001_ses-clinical_space-{seq}_desc-brain_mask.nii.gz").get_fdata() > 0
+        inside = brain > 0
+        # nothing outside the (mapped) intracranial mask survives: brain extraction is anonymisation
+        assert dice(inside, truth) > 0.9, seq
+        assert (inside & ~ndimage.binary_dilation(truth, iterations=2)).sum() == 0, seq
+    assert (session_run["out"] / "brain_T1w.json").exists()
+
+
+def test_resampled_outputs_in_unit_range_and_aligned(session_run: dict, p1_cohort: Path) -> None:
+    tpl_mask = nib.load(session_run["out"] / "tplmask.nii.gz")
+    for prep, files in session_run["outs"].items():
+        for seq, path in files.items():
+            data = nib.load(path).get_fdata()
+            assert data.min() >= 0 and data.max() <= 1 and data.shape == tpl_mask.shape, (prep, seq)
+        mask = nib.load(session_run["out"] / prep / "mask.nii.gz").get_fdata() > 0
+        assert dice(mask, tpl_mask.get_fdata() > 0) > 0.85, prep
+    # registration accuracy against the ground truth (2 mm cohort, 2 mm grid): a few mm at most
+    gt_root = p1_cohort / "derivatives" / "groundtruth" / "sub-P001"
+    field = gt_root / "sub-P001_from-MNI152NLin2009cSym_to-subject_mode-image_xfm.nii.gz"
+    pts = brain_points(tpl_mask, 8.0)
+    for seq in SEQS:
+        pose = read_pose(
+            gt_root / "ses-clinical" / "anat" / f"sub-P001_ses-clinical_from-subject_to-{seq}_mode-image_xfm.txt"
+        )
+        truth = true_scanner_points(pts, field, pose)
+        chain = [str(session_run["out"] / "affinemi.mat")] + ([] if seq == "T1w" else [session_run["xfm"][seq]])
+        assert tre(pts, chain, truth)["tre_mean_mm"] < 3.0, seq
+        chain[0] = str(session_run["out"] / "warp.nii.gz")
+        assert tre(pts, chain, truth)["tre_mean_mm"] < 3.0, seq
+
+
+def test_manual_mask_must_not_be_empty(p1_cohort: Path, tmp_path: Path) -> None:
+    anat = p1_cohort / "sub-P001" / "ses-research" / "anat"
+    ref = nib.load(anat / "sub-P001_ses-research_T1w.nii.gz")
+    empty = tmp_path / "mask.nii.gz"
+    elsewhere = ref.affine.copy()
+    elsewhere[:3, 3] += 1000.0  # a mask of another scan: nothing of it falls on this session's grid
+    for data, affine, message in (
+        (np.zeros(ref.shape, np.uint8), ref.affine, "image is empty"),
+        (np.pad(np.ones((4, 4, 4), np.uint8), 4), elsewhere, "manual brain mask is empty on the session grid"),
+    ):
+        nib.save(nib.Nifti1Image(data, affine), empty)
+        with pytest.raises(ImageInputError, match=message) as err:
+            prepare_session(
+                {"T1w": str(anat / "sub-P001_ses-research_T1w.nii.gz")},
+                out_brain={"T1w": str(tmp_path / "b.nii.gz")},
+                out_mask=str(tmp_path / "m.nii.gz"),
+                out_xfm={},
+                bias={"engine": "n4", "fit_mm": 6.0},
+                brain={"engine": "morph"},
+                manual_mask=str(empty),
+                iso_mm=2.0,
+            )
+        assert str(empty) in str(err.value)
+        assert not (tmp_path / "b.nii.gz").exists() and not (tmp_path / "m.nii.gz").exists()
