@@ -8,6 +8,7 @@ min_version("9.0")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/qc.smk"
+include: "workflow/rules/common_preprocess.smk"
 include: "workflow/rules/preprocess.smk"
 
 

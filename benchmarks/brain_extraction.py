@@ -8,13 +8,13 @@ For each selected patient session this script mimics what the pipeline hands :fu
    space. T2w/FLAIR are aligned with the ground-truth poses (``x_T1w = pose_T1w @ inv(pose_seq) @ x_seq``); the
    pipeline itself uses a rigid registration.
 
-Each engine then runs in a fresh child process (so the timing includes imports and JIT-cache loading, as in a
+Each engine then runs in a fresh child process (so the timing is that of a cold call, as in a
 Snakemake job, and the peak resident memory of the call can be read). Its mask is resampled (nearest neighbour)
 onto the native T1w grid and compared with the ground-truth intracranial mask (Dice, volumes).
 
 Usage::
 
-    python benchmarks/brain_extraction.py COHORT N_SUBJECTS OUT.tsv [--first 5] [--engines bet morph]
+    python benchmarks/brain_extraction.py COHORT N_SUBJECTS OUT.tsv [--first 5] [--engines hybrid morph:T1w]
         [--sessions clinical research] [--workdir DIR] [--iso 1.0]
 
 Writes a tab-separated table (subject, session, protocol, engine, dice, volume_ml, gt_volume_ml, seconds,
@@ -176,21 +176,30 @@ def read_participants(cohort: Path) -> dict[str, str]:
 
 def summarise(rows: list[dict]) -> str:
     """mean ± SD Dice (and mean seconds) per engine × session."""
-    lines = [f"{'engine':<8} {'session':<10} {'n':>3} {'dice mean ± SD':>16} {'min':>6} {'seconds':>8} {'RSS MB':>7}"]
+    lines = [f"{'engine':<12} {'session':<10} {'n':>3} {'dice mean ± SD':>16} {'min':>6} {'seconds':>8} {'RSS MB':>7}"]
     keys = sorted({(r["engine"], r["session"]) for r in rows})
     for engine, ses in keys:
         sel = [r for r in rows if r["engine"] == engine and r["session"] == ses and r["error"] == ""]
         failed = sum(1 for r in rows if r["engine"] == engine and r["session"] == ses and r["error"])
         if not sel:
-            lines.append(f"{engine:<8} {ses:<10} {0:>3} (all {failed} failed)")
+            lines.append(f"{engine:<12} {ses:<10} {0:>3} (all {failed} failed)")
             continue
         d = np.array([r["dice"] for r in sel])
         s = np.array([r["seconds"] for r in sel])
         m = np.array([r["peak_rss_mb"] for r in sel])
         lines.append(
-            f"{engine:<8} {ses:<10} {len(sel):>3} {d.mean():>8.4f} ± {d.std(ddof=1) if len(d) > 1 else 0:.4f} "
+            f"{engine:<12} {ses:<10} {len(sel):>3} {d.mean():>8.4f} ± {d.std(ddof=1) if len(d) > 1 else 0:.4f} "
             f"{d.min():>6.3f} {s.mean():>8.1f} {m.max():>7.0f}" + (f"  ({failed} failed)" if failed else "")
         )
+    protocols = sorted({r["protocol"] for r in rows if r["session"] != "research"})
+    if protocols:
+        lines.append("clinical sessions by protocol (mean Dice, n):")
+        for engine in sorted({r["engine"] for r in rows}):
+            cells = []
+            for prot in protocols:
+                d = [r["dice"] for r in rows if r["engine"] == engine and r["protocol"] == prot and not r["error"]]
+                cells.append(f"{prot} {np.mean(d):.4f} ({len(d)})" if d else f"{prot} -")
+            lines.append(f"  {engine:<12} " + "  ".join(cells))
     return "\n".join(lines)
 
 
@@ -200,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("n_subjects", type=int, help="number of patients to measure")
     ap.add_argument("out", type=Path, help="output TSV")
     ap.add_argument("--first", type=int, default=1, help="number of the first patient (P<first>), default 1")
-    ap.add_argument("--engines", nargs="+", default=["bet", "morph"])
+    ap.add_argument(
+        "--engines",
+        nargs="+",
+        default=["hybrid", "morph", "bet"],
+        help="engines to run; ENGINE:T1w (or ENGINE:T1w+T2w) gives the engine only those sequences",
+    )
     ap.add_argument("--sessions", nargs="+", default=["clinical", "research"])
     ap.add_argument("--workdir", type=Path, default=None, help="cache of prepared inputs and masks")
     ap.add_argument("--iso", type=float, default=1.0, help="isotropic grid spacing (mm), default 1")
@@ -232,10 +246,13 @@ def main(argv: list[str] | None = None) -> int:
                 / f"sub-{sub}_ses-{ses}_space-T1w_desc-brain_mask.nii.gz"
             )
             protocol = protocols.get(sub, "n/a") if ses != "research" else "research"
-            for engine in args.engines:
-                mask_path = workdir / f"sub-{sub}_ses-{ses}_engine-{engine}_mask.nii.gz"
-                res = run_engine(paths, engine, mask_path, params.get(engine, {}))
-                row = {"subject": f"sub-{sub}", "session": ses, "protocol": protocol, "engine": engine, **res}
+            for spec in args.engines:
+                engine, _, only = spec.partition(":")
+                given = {seq: p for seq, p in paths.items() if not only or seq in only.split("+")}
+                label = spec.replace(":", "-").replace("+", "")
+                mask_path = workdir / f"sub-{sub}_ses-{ses}_engine-{label}_mask.nii.gz"
+                res = run_engine(given, engine, mask_path, params.get(engine, {}))
+                row = {"subject": f"sub-{sub}", "session": ses, "protocol": protocol, "engine": spec, **res}
                 if res["error"]:
                     row.update(dice=float("nan"), volume_ml=float("nan"), gt_volume_ml=float("nan"))
                 else:

@@ -90,33 +90,39 @@ def phantom() -> tuple[dict[str, nib.Nifti1Image], np.ndarray, np.ndarray]:
     return make_phantom()
 
 
+@pytest.fixture(scope="module")
+def masks(phantom) -> dict[str, nib.Nifti1Image]:
+    """Each runnable engine's output on the phantom, computed once."""
+    images, _, _ = phantom
+    return {engine: _run(images, engine) for engine in ("hybrid", "morph", "bet")}
+
+
 def _run(images: dict[str, nib.Nifti1Image], engine: str, **params: object) -> nib.Nifti1Image:
-    if engine == "bet":
+    if engine in ("bet", "hybrid"):
         params = {**FAST_BET, **params}
     return extract_brain(images, engine, **params)
 
 
 def test_engine_names() -> None:
-    assert set(ENGINES) == {"bet", "morph", "fsl"}
+    assert set(ENGINES) == {"hybrid", "bet", "morph", "fsl"}
     assert DEFAULT_ENGINE in ENGINES
     assert set(PARAMETERS) == set(ENGINES)
 
 
-@pytest.mark.parametrize("engine", ["morph", "bet"])
-def test_engine_recovers_intracranial_volume(phantom, engine: str) -> None:
-    images, icv, eyes = phantom
-    out = _run(images, engine)
-    mask = np.asarray(out.dataobj) > 0
+@pytest.mark.parametrize("engine", ["hybrid", "morph", "bet"])
+def test_engine_recovers_intracranial_volume(phantom, masks, engine: str) -> None:
+    _, icv, eyes = phantom
+    mask = np.asarray(masks[engine].dataobj) > 0
     assert dice(mask, icv) > 0.95, f"{engine}: Dice {dice(mask, icv):.3f}"
     # the eyes are excluded, and almost nothing lies beyond 4 mm of the intracranial volume (skull, scalp)
     assert not (mask & eyes).any()
     assert (mask & ~ndi.binary_dilation(icv, iterations=2)).sum() < 0.01 * mask.sum()
 
 
-@pytest.mark.parametrize("engine", ["morph", "bet"])
-def test_output_is_binary_uint8_on_the_t1w_grid(phantom, engine: str) -> None:
+@pytest.mark.parametrize("engine", ["hybrid", "morph", "bet"])
+def test_output_is_binary_uint8_on_the_t1w_grid(phantom, masks, engine: str) -> None:
     images, _, _ = phantom
-    out = _run(images, engine)
+    out = masks[engine]
     assert out.shape == images["T1w"].shape
     np.testing.assert_allclose(out.affine, images["T1w"].affine)
     assert out.get_data_dtype() == np.uint8
@@ -124,7 +130,7 @@ def test_output_is_binary_uint8_on_the_t1w_grid(phantom, engine: str) -> None:
     assert int(out.header["sform_code"]) > 0
 
 
-@pytest.mark.parametrize("engine", ["morph", "bet"])
+@pytest.mark.parametrize("engine", ["hybrid", "morph", "bet"])
 def test_single_sequence_t1w(phantom, engine: str) -> None:
     images, icv, _ = phantom
     out = _run({"T1w": images["T1w"]}, engine)
@@ -169,8 +175,6 @@ def test_implausible_volume_raises(phantom) -> None:
     images, _, _ = phantom
     with pytest.raises(BrainExtractionError, match=r"implausible intracranial volume of \d+ ml"):
         extract_brain(images, "morph", max_volume_ml=500.0)
-    with pytest.raises(BrainExtractionError, match=r"implausible intracranial volume of \d+ ml"):
-        extract_brain(images, "morph", min_volume_ml=2000.0)
 
 
 def test_small_blob_is_implausible() -> None:
@@ -258,6 +262,6 @@ def test_nothing_left_in_the_temporary_directory(phantom, monkeypatch: pytest.Mo
     monkeypatch.setenv("FSLDIR", str(tmp_path / "fsl"))
     monkeypatch.setenv("TMPDIR", str(tmp))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
-    for engine in ("morph", "bet", "fsl"):
+    for engine in ("bet", "fsl"):  # fsl writes its input and output files to a temporary directory
         _run(images, engine)
     assert os.listdir(tmp) == []

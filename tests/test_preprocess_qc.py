@@ -176,11 +176,25 @@ def test_alignment_quality():
 def test_bias_variation_hand_values():
     img, seg = _wm_case()
     # eroded white matter = the 3^3 core (the 1000 shell and the -50 grey matter are excluded)
-    assert bias_variation(_img(img), _img(seg), min_voxels=10) == pytest.approx(CV_HAND)
+    assert bias_variation(_img(img), _img(seg), min_voxels=10, sigma_mm=0) == pytest.approx(CV_HAND)
     # too small after erosion -> the whole white matter: 27 core + 98 shell voxels
     vals = np.concatenate([[90.0] * 13 + [110.0] * 13 + [100.0], [1000.0] * 98])
-    assert bias_variation(_img(img), _img(seg), min_voxels=100) == pytest.approx(vals.std() / vals.mean())
+    assert bias_variation(_img(img), _img(seg), min_voxels=100, sigma_mm=0) == pytest.approx(vals.std() / vals.mean())
     assert np.isnan(bias_variation(_img(img), _img(seg), wm_label=9))
+
+
+def test_bias_variation_low_pass_sees_the_field_not_the_noise():
+    # a WM slab: a smooth 80..120 ramp along x (bias) and +-20 alternating voxel noise
+    x = np.arange(40, dtype=float)
+    ramp = 80 + 40 * x / 39
+    noise = np.where(np.indices((40, 12, 12)).sum(0) % 2 == 0, 20.0, -20.0)
+    img = ramp[:, None, None] + noise
+    seg = np.full(img.shape, 3, dtype=np.int16)
+    flat = bias_variation(_img(100 + noise), _img(seg), sigma_mm=4.0)
+    biased = bias_variation(_img(img), _img(seg), sigma_mm=4.0)
+    # the smoothed image keeps the ramp: CV ~ sd(ramp) / mean(ramp) = 11.8 / 100 (edges smooth it a little)
+    assert biased == pytest.approx(np.std(ramp) / np.mean(ramp), rel=0.15)
+    assert flat < 0.02 < 0.1 < biased
 
 
 def test_alignment_figure_axes():
@@ -235,6 +249,7 @@ def test_session_accuracy_rows(tmp_path):
         corrected={"T1w": str(tmp_path / "cor.nii.gz")},
         gt_dseg={"T1w": str(tmp_path / "dseg.nii.gz")},
         step_mm=2.0,
+        bias_sigma_mm=0.0,
     )
     assert list(table.columns) == ["subject", "session", "metric", "prep", "sequence", "value"]
     assert len(table) == 3 * 3 + 3 + 2
@@ -248,7 +263,7 @@ def test_session_accuracy_rows(tmp_path):
     assert v[("mask_volume_ml", "", "T1w")] == pytest.approx(8 * 8 * 4 / 1000)
     assert v[("gt_volume_ml", "", "T1w")] == pytest.approx(64 * 8 / 1000)
     # default min_voxels (64) > the 27-voxel eroded core: the whole 5^3 WM (98 shell voxels at 100) is used
-    assert v[("bias_cv_raw", "", "T1w")] == pytest.approx(np.sqrt(2600 / 125) / 100)
+    assert v[("bias_cv_raw", "", "T1w")] == pytest.approx(np.sqrt(2600 / 125) / 100)  # bias_sigma_mm=0: plain CV
     assert v[("bias_cv_corrected", "", "T1w")] == pytest.approx(0.0)
 
 

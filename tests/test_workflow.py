@@ -152,7 +152,8 @@ def test_tiny_preset_end_to_end(tmp_path):
         "preprocess_tables": 1,
         "all": 1,
     }, text
-    assert "--manual-mask" in snakemake("-n", "-p", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path).stdout
+    printed = snakemake("-n", "-p", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
+    assert "--manual-mask" in printed.stdout + printed.stderr
 
 
 def job_stats(text: str) -> dict[str, int]:

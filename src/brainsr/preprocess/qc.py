@@ -285,10 +285,13 @@ def bias_variation(
     sel = eroded if int(eroded.sum()) >= min_voxels else wm
     if not sel.any() or x[sel].mean() == 0:
         return float("nan")
-    sigma = sigma_mm / np.asarray(image.header.get_zooms()[:3], float)
-    weight = ndi.gaussian_filter(sel.astype(np.float32), sigma)
-    local = ndi.gaussian_filter(np.where(sel, x, 0).astype(np.float32), sigma)
-    vals = local[sel] / np.maximum(weight[sel], 1e-6)
+    if sigma_mm <= 0:  # no low-pass: the plain coefficient of variation
+        vals = x[sel]
+    else:
+        sigma = sigma_mm / np.asarray(image.header.get_zooms()[:3], float)
+        weight = ndi.gaussian_filter(sel.astype(np.float64), sigma)
+        local = ndi.gaussian_filter(np.where(sel, x, 0).astype(np.float64), sigma)
+        vals = local[sel] / np.maximum(weight[sel], 1e-9)
     return float(vals.std() / vals.mean())
 
 
@@ -320,6 +323,7 @@ def session_accuracy(
     corrected: dict[str, str],
     gt_dseg: dict[str, str],
     step_mm: float = 4.0,
+    bias_sigma_mm: float = 10.0,
 ) -> pd.DataFrame:
     """Accuracy of one session's preprocessing against the ground truth (paper 3.1), as a long table.
 
@@ -354,13 +358,13 @@ def session_accuracy(
     for seq, path in raw.items():
         seg = nib.load(str(gt_dseg[seq]))
         if seq not in corrected:
-            add("bias_cv_raw", "", seq, bias_variation(nib.load(str(path)), seg))
+            add("bias_cv_raw", "", seq, bias_variation(nib.load(str(path)), seg, sigma_mm=bias_sigma_mm))
             continue
         # both measured over the same voxels: WM kept by brain extraction
         fixed = nib.load(str(corrected[seq]))
         within = _data(fixed) > 0
-        add("bias_cv_raw", "", seq, bias_variation(nib.load(str(path)), seg, within=within))
-        add("bias_cv_corrected", "", seq, bias_variation(fixed, seg, within=within))
+        add("bias_cv_raw", "", seq, bias_variation(nib.load(str(path)), seg, sigma_mm=bias_sigma_mm, within=within))
+        add("bias_cv_corrected", "", seq, bias_variation(fixed, seg, sigma_mm=bias_sigma_mm, within=within))
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 

@@ -1,0 +1,156 @@
+# Preprocessing (paper 3.1): settings, file names and input functions of workflow/rules/preprocess.smk.
+# Per session: bias correction + brain extraction -> template transforms (each
+# estimated once, one job per transform) -> every alignment x resampling variant ("prep") on the analysis grid.
+# Outputs form a BIDS-derivatives dataset under <output_dir>/preprocess.
+
+from brainsr.preprocess.pipeline import prep_label
+
+PRE = config["preprocess"]
+PREP_DIR = f"{OUT}/preprocess"
+TPL = PRE["template"]["name"]
+GRID_RES = f"{PRE['grid_mm']:g}".replace(".", "p")
+TEMPLATE = {
+    "image": bids(PREP_DIR, space=TPL, res=GRID_RES, desc="brain", suffix="T1w"),
+    "mask": bids(PREP_DIR, space=TPL, res=GRID_RES, desc="brain", suffix="mask"),
+}
+MANUAL_MASKS = PRE["brain"]["manual_masks_dir"] or f"{BIDS_DIR}/derivatives/masks"
+GROUP.update(
+    {
+        "prep_description": f"{PREP_DIR}/dataset_description.json",
+        "prep_quality": f"{TABLES}/preprocess_alignment_quality.tsv",
+    }
+)
+if SYNTHETIC:
+    GROUP.update(
+        {
+            "prep_accuracy": f"{TABLES}/preprocess_accuracy.tsv",
+            "prep_accuracy_summary": f"{TABLES}/preprocess_accuracy_summary.tsv",
+        }
+    )
+
+
+def prep_labels():
+    """Every alignment x variant built for patients, e.g. rigidlinear, affinesinc, warp."""
+    return [
+        prep_label(a, v) for a in PRE["alignments"] for v in ([None] if a == "warp" else PRE["build_variants"])
+    ]
+
+
+def preps_of(subject):
+    """Patients get every prep; control subjects (longitudinal research scans) only the primary one."""
+    return [PRE["primary"]] if subject in CONTROLS else prep_labels()
+
+
+def prep_spec(prep):
+    """(transform key, interpolation) of a prep label."""
+    if prep == "warp":
+        return "warp", PRE["warp_interpolation"]
+    for alignment in ("rigid", "affine"):
+        if prep.startswith(alignment):
+            variant = PRE["variants"][prep[len(alignment) :]]
+            return f"{alignment}{variant['cost']}", variant["interpolation"]
+    raise WorkflowError(f"unknown prep {prep!r}")
+
+
+def _ses(wc, **kw):
+    return dict(subject=wc.subject, session=wc.session, datatype="anat", **kw)
+
+
+def prep_brain(subject, session, seq):
+    return bids(PREP_DIR, subject=subject, session=session, datatype="anat", desc="brain", suffix=seq)
+
+
+def prep_mask(subject, session):
+    return bids(PREP_DIR, subject=subject, session=session, datatype="anat", space="T1w", desc="brain", suffix="mask")
+
+
+def prep_seq_xfm(subject, session, seq):
+    return bids(
+        PREP_DIR, subject=subject, session=session, datatype="anat", from_=seq, to="T1w", mode="image",
+        suffix="xfm", extension=".mat",
+    )
+
+
+def prep_tpl_xfm(subject, session, key, inverse=False):
+    ends = ("T1w", TPL) if not inverse else (TPL, "T1w")
+    return bids(
+        PREP_DIR, subject=subject, session=session, datatype="anat", from_=ends[0], to=ends[1], desc=key,
+        mode="image", suffix="xfm", extension=".nii.gz" if key == "warp" else ".mat",
+    )
+
+
+def prep_image(subject, session, prep, seq):
+    return bids(PREP_DIR, subject=subject, session=session, datatype="anat", space=TPL, desc=prep, suffix=seq)
+
+
+def prep_image_mask(subject, session, prep):
+    return bids(PREP_DIR, subject=subject, session=session, datatype="anat", space=TPL, desc=prep, suffix="mask")
+
+
+def prep_qc(subject, session, ext):
+    return bids(
+        PREP_DIR, subject=subject, session=session, datatype="figures" if ext == ".png" else "anat",
+        space=TPL, desc="alignment", suffix="qc", extension=ext,
+    )
+
+
+def prep_accuracy(subject, session):
+    return bids(
+        PREP_DIR, subject=subject, session=session, datatype="anat", desc="accuracy", suffix="preproc",
+        extension=".tsv",
+    )
+
+
+def manual_mask(wc):
+    """A user-edited mask for this session, if one was placed in the documented location."""
+    path = bids(MANUAL_MASKS, subject=wc.subject, session=wc.session, datatype="anat", desc="brain", suffix="mask")
+    return [path] if os.path.exists(path) else []
+
+
+def all_prep_sessions():
+    return [(sub, ses) for sub in PATIENTS + CONTROLS for ses in all_sessions(sub)]
+
+
+def _kv(mapping):
+    return " ".join(f"{k}={v}" for k, v in mapping.items())
+
+
+PREP_SETTINGS = json.dumps(
+    {k: PRE[k] for k in ("bias", "brain", "iso_mm", "level_mm", "syn_iterations")}, sort_keys=True
+)
+
+
+if SYNTHETIC:
+
+    def accuracy_spec(wc):
+        """Files the accuracy of one session is measured from (see brainsr.preprocess.report)."""
+        sub, ses = wc.subject, wc.session
+        gt = dict(subject=sub, session=ses, datatype="anat")
+        chains = {}
+        for prep in preps_of(sub):
+            tpl = prep_tpl_xfm(sub, ses, prep_spec(prep)[0])
+            chains[prep] = {seq: [tpl] + ([] if seq == "T1w" else [prep_seq_xfm(sub, ses, seq)]) for seq in SEQS}
+        return {
+            "subject": sub,
+            "session": ses,
+            "template_mask": TEMPLATE["mask"],
+            "template_to_subject_field": bids(
+                GT_DIR, subject=sub, suffix="xfm", from_=TEMPLATE_SPACE, to="subject", mode="image"
+            ),
+            "poses": {
+                s: bids(GT_DIR, **gt, suffix="xfm", extension=".txt", from_="subject", to=s, mode="image") for s in SEQS
+            },
+            "chains": chains,
+            "brain_mask": prep_mask(sub, ses),
+            "gt_brain_mask": bids(GT_DIR, **gt, space="T1w", desc="brain", suffix="mask"),
+            "raw": session_images(sub, ses),
+            "corrected": {s: prep_brain(sub, ses, s) for s in SEQS},
+            "gt_dseg": {s: bids(GT_DIR, **gt, space=s, desc="tissue", suffix="dseg") for s in SEQS},
+        }
+
+    def _spec_files(spec):
+        files = [spec["template_mask"], spec["template_to_subject_field"], spec["brain_mask"], spec["gt_brain_mask"]]
+        files += list(spec["poses"].values()) + list(spec["raw"].values()) + list(spec["corrected"].values())
+        files += list(spec["gt_dseg"].values())
+        files += sorted({f for chain in spec["chains"].values() for c in chain.values() for f in c})
+        return files
