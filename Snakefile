@@ -10,9 +10,12 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/qc.smk"
 include: "workflow/rules/common_preprocess.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/common_superres.smk"
+include: "workflow/rules/superres.smk"
 
 
 rule all:
     input:
         all_targets(),
+        all_sr_targets(),
     default_target: True

@@ -164,12 +164,15 @@ def test_defaults_are_not_shared_between_calls() -> None:
 def test_presets_validate(preset: Path) -> None:
     cfg = load_config(DEFAULT_CONFIG, preset)
     overlay = yaml.safe_load(preset.read_text()) or {}
-    for section, values in overlay.items():
+
+    def check(merged: Any, values: Any, where: str) -> None:  # preset values win; nested mappings merge
         if isinstance(values, dict):
             for key, value in values.items():
-                assert cfg[section][key] == value
+                check(merged[key], value, f"{where}.{key}")
         else:
-            assert cfg[section] == values
+            assert merged == values, where
+
+    check(cfg, overlay, preset.stem)
 
 
 def test_tiny_preset_values() -> None:
@@ -246,9 +249,9 @@ def test_minimum_message() -> None:
         ("sessions.clinical", ""),
         ("resources.simulate.mem_mb", 0),
         ("resources.qc.runtime", 2.5),
-        ("resources.train", {"mem_mb": 1000}),
-        ("resources.train", {"mem_mb": 1000, "runtime": 10, "gpus": 1}),
-        ("resources.train", {"mem_mb": 1000, "runtime": 10, "threads": 0}),
+        ("resources.segment", {"mem_mb": 1000}),
+        ("resources.segment", {"mem_mb": 1000, "runtime": 10, "gpus": 1}),
+        ("resources.segment", {"mem_mb": 1000, "runtime": 10, "threads": 0}),
     ],
 )
 def test_invalid_values_rejected(path: str, value: Any) -> None:
@@ -366,7 +369,7 @@ _SNAKEFILE = """\
 rule all:
     input: "trained.txt"
 
-rule train:
+rule superres_train:
     output: "trained.txt"
     resources: gpu=1
     shell: "touch {output}"
@@ -400,7 +403,7 @@ def test_slurm_profile_parses(tmp_path: Path) -> None:
     result = _snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--executor", "local", "--cores", "1")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "slurm_partition=gpu" in output  # set-resources applied to rule train
+    assert "slurm_partition=gpu" in output  # set-resources applied to rule superres_train
 
 
 def test_profile_keys_are_snakemake_options() -> None:

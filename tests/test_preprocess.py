@@ -15,6 +15,7 @@ from brainsr.config import ConfigError, validate_config
 from brainsr.preprocess.bias import correct_bias, head_mask
 from brainsr.preprocess.images import ImageInputError, load_checked, scoped_tmpdir
 from brainsr.preprocess.pipeline import (
+    initial_key,
     prep_label,
     prepare_session,
     register_session,
@@ -214,14 +215,22 @@ def test_prep_labels_and_transform_keys() -> None:
     variants = {"linear": {"interpolation": "linear", "cost": "cr"}, "sinc": {"interpolation": "sinc", "cost": "mi"}}
     assert prep_label("affine", "sinc") == "affinesinc" and prep_label("warp", None) == "warp"
     assert transform_keys(["rigid", "affine", "warp"], variants) == [
-        "rigidcr",
         "rigidmi",
-        "affinecr",
+        "rigidcr",
         "affinemi",
+        "affinecr",
         "warp",
     ]
     only_cr = {"linear": variants["linear"]}
-    assert transform_keys(["affine", "warp"], only_cr) == ["affinecr", "warp", "affinemi"]
+    assert transform_keys(["affine", "warp"], only_cr) == ["affinemi", "affinecr", "warp"]
+    assert transform_keys(["rigid"], {"sinc": variants["sinc"]}) == ["rigidmi"]
+    assert transform_keys(["warp"], only_cr) == ["affinemi", "warp"]
+    assert [initial_key(k) for k in ("rigidcr", "affinecr", "affinemi", "warp")] == [
+        "rigidmi",
+        "affinemi",
+        None,
+        "affinemi",
+    ]
 
 
 def test_preprocess_config_cross_checks() -> None:

@@ -41,6 +41,9 @@ def snakemake(*args: str, cwd: Path, tmpdir: Path | None = None) -> subprocess.C
         ["inventory"],
         ["validate-config"],
         *[["preprocess", step] for step in ("template", "prepare", "register", "resample", "qc", "accuracy", "tables")],
+        ["train"],
+        ["infer"],
+        ["superres-table"],
     ],
 )
 def test_cli_help(command):
@@ -103,6 +106,7 @@ def test_tiny_preset_end_to_end(tmp_path):
     dice = accuracy[accuracy.metric == "mask_dice"]
     assert len(dice) == 8 and dice.value.min() > 0.8, dice
     assert not list(tmp_path.glob("tmp/*")), "ANTsPy left temporary files"
+    check_superres(res)
     inv = pd.read_csv(res / "tables" / "bids_inventory.tsv", sep="\t")
     assert (inv["status"] == "ok").all()
     assert sorted(inv["subject"].unique()) == ["C001", "P001", "P002", "P003"]
@@ -115,7 +119,8 @@ def test_tiny_preset_end_to_end(tmp_path):
 
     # a new subject: only its own simulation and the group-level steps run
     grown = tmp_path / "four_patients.yaml"
-    grown.write_text("simulate:\n  n_patients: 4\n  split_counts: {train: 2, validation: 1, test: 1}\n")
+    # (the new patient is a test subject; the training and validation subjects keep their split)
+    grown.write_text("simulate:\n  n_patients: 4\n  split_counts: {train: 1, validation: 1, test: 2}\n")
     more = snakemake("-n", "--cores", "2", "--configfile", str(TINY), str(grown), cwd=tmp_path)
     text = more.stdout + more.stderr
     assert more.returncode == 0, text
@@ -131,6 +136,7 @@ def test_tiny_preset_end_to_end(tmp_path):
         "preprocess_qc": 2,
         "preprocess_accuracy": 2,
         "preprocess_tables": 1,
+        "superres_infer": len(TINY_METHODS),  # the new test subject, every method; no training
         "all": 1,
     }, text
     assert "wildcards: subject=P004" in text
@@ -150,10 +156,55 @@ def test_tiny_preset_end_to_end(tmp_path):
         "preprocess_qc": 1,
         "preprocess_accuracy": 1,
         "preprocess_tables": 1,
+        # sub-P002 is the training subject: every experiment retrains, the test subject is upsampled again
+        "superres_train": len(TINY_EXPERIMENTS),
+        "superres_infer": len(TINY_EXPERIMENTS),
+        "superres_tables": 1,
         "all": 1,
     }, text
     printed = snakemake("-n", "-p", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
     assert "--manual-mask" in printed.stdout + printed.stderr
+
+
+TINY_EXPERIMENTS = ("model0", "unet", "vit", "model0guided", "model0patches", "model0warp")
+TINY_METHODS = (*TINY_EXPERIMENTS, "interpaffinelinear", "interpaffinesinc", "interpwarp")
+
+
+def check_superres(res: Path) -> None:
+    """Tiny-preset super-resolution outputs: models, histories, upsampled test scans on both grids."""
+    import nibabel as nib
+    import numpy as np
+
+    table = pd.read_csv(res / "tables" / "superres_validation.tsv", sep="\t")
+    assert sorted(table.experiment) == sorted(TINY_EXPERIMENTS)
+    assert table.val_mae.notna().all() and (table.best_epoch >= 1).all()
+    for exp in TINY_EXPERIMENTS:
+        history = pd.read_csv(res / "superres" / "models" / exp / "history.tsv", sep="\t")
+        assert list(history.epoch) == [1, 2], exp
+        assert (res / "superres" / "models" / exp / "work" / "checkpoint.pt").is_file()
+    anat = res / "superres" / "sub-P001" / "ses-clinical" / "anat"
+    prep_anat = res / "preprocess" / "sub-P001" / "ses-clinical" / "anat"
+    for method in TINY_METHODS:
+        prep = {"model0patches": "affinesinc", "model0warp": "warp"}.get(method, method.removeprefix("interp"))
+        prep = "affinelinear" if prep in TINY_EXPERIMENTS else prep
+        for seq in ("T1w", "T2w", "FLAIR"):
+            tpl = nib.load(anat / f"sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-{method}_{seq}.nii.gz")
+            ref = nib.load(prep_anat / f"sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-{prep}_{seq}.nii.gz")
+            assert tpl.shape == ref.shape and np.allclose(tpl.affine, ref.affine), (method, seq)
+            data = np.asarray(tpl.dataobj)
+            assert 0 <= data.min() and data.max() <= 1 and data.max() > 0, (method, seq)
+            native = nib.load(anat / f"sub-P001_ses-clinical_desc-{method}_{seq}.nii.gz")
+            raw = nib.load(prep_anat / f"sub-P001_ses-clinical_desc-brain_{seq}.nii.gz")
+            assert native.shape == raw.shape and np.allclose(native.affine, raw.affine), (method, seq)
+        explain = np.load(anat / f"sub-P001_ses-clinical_desc-{method}_explain.npz")
+        assert "output" in explain
+        if method in ("model0", "model0warp"):
+            assert "attention_4" in explain and "gradcam_output" in explain and "gradcam_target" in explain
+    assert (res / "superres" / "dataset_description.json").is_file()
+    # the interpolation baseline is the preprocessed clinical scan itself
+    base = nib.load(anat / "sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-interpaffinelinear_T1w.nii.gz")
+    prep_t1 = nib.load(prep_anat / "sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-affinelinear_T1w.nii.gz")
+    assert np.allclose(np.asarray(base.dataobj), np.asarray(prep_t1.dataobj))
 
 
 def job_stats(text: str) -> dict[str, int]:

@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_preprocess(sub)
 
+    from brainsr.superres_cli import add_parser as add_superres
+
+    add_superres(sub)
+
     q = sub.add_parser("validate-config", help="validate config files and print them with defaults filled in")
     q.add_argument("configfile", nargs="+", type=Path)
     q.set_defaults(func=cmd_validate_config)

@@ -3,7 +3,7 @@
 # estimated once, one job per transform) -> every alignment x resampling variant ("prep") on the analysis grid.
 # Outputs form a BIDS-derivatives dataset under <output_dir>/preprocess.
 
-from brainsr.preprocess.pipeline import prep_label
+from brainsr.preprocess.pipeline import initial_key, prep_label
 
 PRE = config["preprocess"]
 PREP_DIR = f"{OUT}/preprocess"

@@ -73,6 +73,7 @@ rule preprocess_register:
         mask=lambda wc: prep_mask(wc.subject, wc.session),
         template=TEMPLATE["image"],
         template_mask=TEMPLATE["mask"],
+        initial=lambda wc: [prep_tpl_xfm(wc.subject, wc.session, k) for k in [initial_key(wc.key)] if k],
     output:
         xfm=prep_tpl_xfm("{subject}", "{session}", "{key}"),
         inverse=prep_tpl_xfm("{subject}", "{session}", "{key}", inverse=True),
@@ -80,11 +81,12 @@ rule preprocess_register:
         key="(rigid|affine)(cr|mi)",
     params:
         settings=PREP_SETTINGS,
+        initial=lambda wc, input: f"--initial {input.initial[0]}" if input.initial else "",
     log:
         log_path("preprocess_register", subject="{subject}", session="{session}", key="{key}"),
     benchmark:
         benchmark_path("preprocess_register", subject="{subject}", session="{session}", key="{key}")
-    threads: 2
+    threads: lambda wc: 1 if wc.key.endswith("cr") else 2  # the correlation-ratio optimiser is single-threaded
     conda:
         "../../envs/imaging.yaml"
     resources:
@@ -92,7 +94,8 @@ rule preprocess_register:
     shell:
         "brainsr preprocess register --key {wildcards.key} --brain-t1w {input.brain} --mask {input.mask} "
         "--template {input.template} --template-mask {input.template_mask} "
-        "--out {output.xfm} --inverse {output.inverse} --settings-json {params.settings:q} > {log} 2>&1"
+        "--out {output.xfm} --inverse {output.inverse} {params.initial} --settings-json {params.settings:q} "
+        "> {log} 2>&1"
 
 
 rule preprocess_warp:

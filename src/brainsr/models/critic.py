@@ -26,6 +26,9 @@ class Critic(nn.Module):
         dropout: dropout rate after each block (0.5 in the paper).
         pooled_size: the 1-channel map is adaptively average-pooled to ``pooled_size``² values before the dense
             layer, so that any input size works without lazy modules.
+
+    Inputs smaller than ``2**n_blocks`` pixels per side (e.g. the paper's 8 x 8 patches) are zero-padded to that
+    size, the smallest on which every strided block still sees a 4 x 4 window.
     """
 
     def __init__(
@@ -57,6 +60,10 @@ class Critic(nn.Module):
         self.dense = nn.Linear(pooled_size * pooled_size, 1)
 
     def forward(self, x: Tensor) -> Tensor:
+        side = 2 ** len(self.blocks)
+        dh, dw = max(0, side - x.shape[-2]), max(0, side - x.shape[-1])
+        if dh or dw:
+            x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
         h = self.pool(self.compress(self.blocks(x)))
         return torch.sigmoid(self.dense(h.flatten(1)))
 

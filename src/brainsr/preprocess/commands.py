@@ -168,7 +168,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--key", required=True, help="transform to estimate: rigidcr, rigidmi, affinecr, affinemi, warp")
     q.add_argument("--out", required=True, help="transform file (resamples the T1w into the template)")
     q.add_argument("--inverse", required=True, help="inverse transform file")
-    q.add_argument("--initial", help="initial transform (warp: the affinemi transform)")
+    q.add_argument("--initial", help="initial transform (warp: affinemi; rigidcr/affinecr: rigidmi/affinemi)")
     q.add_argument("--settings-json", required=True, type=_json_obj)
     q.set_defaults(func=cmd_register)
 

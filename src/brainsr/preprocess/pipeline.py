@@ -26,7 +26,7 @@ from brainsr.preprocess.register import invert_linear, register_linear, register
 from brainsr.preprocess.resample import resample, rescale
 from brainsr.preprocess.template import iso_grid, resample_to_grid
 
-__all__ = ["prep_label", "prepare_session", "register_session", "resample_session", "transform_keys"]
+__all__ = ["initial_key", "prep_label", "prepare_session", "register_session", "resample_session", "transform_keys"]
 
 REFERENCE = "T1w"
 
@@ -37,16 +37,30 @@ def prep_label(alignment: str, variant: str | None) -> str:
 
 
 def transform_keys(alignments: list[str], variants: Mapping[str, Mapping[str, str]]) -> list[str]:
-    """Template transforms to estimate (``rigidcr``, ``affinemi``, ``warp``...): each is computed once and reused."""
+    """Template transforms to estimate (``rigidmi``, ``affinecr``, ``warp``...), each computed once and reused,
+    in an order where every transform comes after the one it starts from: a correlation-ratio transform starts
+    from the mutual-information one of the same alignment, the warp from ``affinemi``."""
     keys = []
     for alignment in ("rigid", "affine"):
-        if alignment in alignments:
-            keys += [f"{alignment}{c}" for c in sorted({v["cost"] for v in variants.values()})]
+        if alignment in alignments or (alignment == "affine" and "warp" in alignments):
+            costs = {v["cost"] for v in variants.values()} if alignment in alignments else set()
+            if costs or alignment == "affine":
+                keys.append(f"{alignment}mi")  # also the start of the CR estimate and of the warp
+            if "cr" in costs:
+                keys.append(f"{alignment}cr")
     if "warp" in alignments:
         keys.append("warp")
-        if "affinemi" not in keys:
-            keys.append("affinemi")  # the warp is initialised from the mutual-information affine
     return keys
+
+
+def initial_key(key: str) -> str | None:
+    """The transform a registration starts from: ``<alignment>mi`` for ``<alignment>cr``, ``affinemi`` for the
+    warp, none for the mutual-information registrations (ANTs initialises them by the centres of mass)."""
+    if key == "warp":
+        return "affinemi"
+    if key.endswith("cr"):
+        return key[: -len("cr")] + "mi"
+    return None
 
 
 def _sidecar(path: str | Path, **fields: object) -> None:
@@ -153,7 +167,8 @@ def register_session(
 ) -> dict:
     """Step 2: the session T1w brain to the template for one transform key (see :func:`transform_keys`).
 
-    ``warp`` needs ``initial``, the ``affinemi`` transform it starts from.
+    ``warp`` needs ``initial``, the ``affinemi`` transform it starts from; ``rigidcr``/``affinecr`` start from
+    ``initial`` (the ``rigidmi``/``affinemi`` transform, see :func:`initial_key`) when given.
     """
     mask_img = load_checked(mask)
     moving = resample_to_grid(load_checked(brain_t1w), mask_img.affine, mask_img.shape, order=1)
@@ -165,7 +180,14 @@ def register_session(
     for alignment in ("rigid", "affine"):
         if key.startswith(alignment):
             info = register_linear(
-                fixed, moving, alignment, key[len(alignment) :], out, fixed_mask=fixed_mask, level_mm=level_mm
+                fixed,
+                moving,
+                alignment,
+                key[len(alignment) :],
+                out,
+                fixed_mask=fixed_mask,
+                level_mm=level_mm,
+                initial=initial,
             )
             invert_linear(out, out_inverse)
             return info

@@ -11,6 +11,7 @@ native images, so the estimate's resolution costs accuracy well below a voxel wh
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -37,6 +38,9 @@ COSTS = ("cr", "mi")
 _DOF = {"rigid": 6, "affine": 12}
 _ANTS_TYPE = {"rigid": "Rigid", "affine": "Affine"}
 _LPS = np.diag([-1.0, -1.0, 1.0])
+#: ANTs draws the metric's sample points with this seed (from the environment) unless the user set one: the same
+#: inputs then give the same transforms (determinism).
+os.environ.setdefault("ANTS_RANDOM_SEED", "2022")
 
 
 def ras_to_lps(points: np.ndarray) -> np.ndarray:
@@ -74,11 +78,15 @@ def register_linear(
     fixed_mask: nib.Nifti1Image | None = None,
     level_mm: float = 2.0,
     iterations: tuple[int, ...] = (100, 50, 20),
+    initial: str | Path | None = None,
 ) -> dict:
     """Rigid or affine registration of ``moving`` to ``fixed``; writes the ``.mat`` transform to ``out``.
 
     ``cost``: ``"mi"`` (ANTs Mattes mutual information) or ``"cr"`` (correlation ratio, :mod:`.cr`, FLIRT's
-    default cost in the paper). Returns timing and the final cost information.
+    default cost in the paper). ``initial`` (CR only): a linear transform file to start from instead of the CR
+    optimiser's own rotation search; the workflow passes the mutual-information estimate of the same alignment,
+    which keeps CR out of the wrong minima its search found on some thick-slice sessions (README). Returns
+    timing and the final cost information.
     """
     import ants
 
@@ -94,7 +102,10 @@ def register_linear(
             from brainsr.preprocess.cr import register_cr
 
             fm_bin = fm.threshold_image(0.5, 1e9) if fm is not None else None
-            transform, info = register_cr(f, m, _DOF[alignment], fixed_mask=fm_bin)
+            from brainsr.preprocess.cr import read_affine
+
+            start_at = read_affine(initial) if initial else None
+            transform, info = register_cr(f, m, _DOF[alignment], fixed_mask=fm_bin, initial=start_at)
             path = str(Path(tmp) / "cr.mat")
             ants.write_transform(transform, path)
         else:

@@ -14,13 +14,18 @@ from brainsr.io import atomic_savefig, atomic_write_text, atomic_write_tsv
 __all__ = ["session_qc", "write_dataset_description", "write_group_tables", "write_session_accuracy"]
 
 
-def write_dataset_description(path: str | Path, source: str) -> None:
-    """BIDS-derivatives ``dataset_description.json`` of the preprocessing outputs."""
+def write_dataset_description(
+    path: str | Path,
+    source: str,
+    name: str = "brainsr preprocessing (bias correction, brain extraction, template alignment)",
+    description: str = "Li et al. 2022, section 3.1",
+) -> None:
+    """BIDS-derivatives ``dataset_description.json`` of a brainsr stage's outputs (preprocessing by default)."""
     meta = {
-        "Name": "brainsr preprocessing (bias correction, brain extraction, template alignment)",
+        "Name": name,
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
-        "GeneratedBy": [{"Name": "brainsr", "Version": __version__, "Description": "Li et al. 2022, section 3.1"}],
+        "GeneratedBy": [{"Name": "brainsr", "Version": __version__, "Description": description}],
         "SourceDatasets": [{"URL": f"file://{Path(source).resolve()}"}],
     }
     atomic_write_text(json.dumps(meta, indent=2) + "\n", path)

@@ -1,0 +1,145 @@
+"""``brainsr infer``: one scan set through one experiment, written on the template grid and back on the native grid.
+
+The template-space output has the analysis grid's affine and intensities in [0, 1]. The native-space copy maps
+each sequence back onto its own clinical acquisition grid through the inverse of the preprocessing chain
+(native sequence -> session T1w -> template), so a user finds the result next to the original scan.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from brainsr import __version__
+from brainsr.data import load_pair
+from brainsr.infer.predict import InferenceSettings, explain_slices, upsample_volume
+from brainsr.io import atomic_save_nifti, atomic_write_text
+from brainsr.models import Identity
+from brainsr.models.files import load_model_file
+from brainsr.train.settings import pick_device
+
+__all__ = ["infer_scan", "native_chain", "to_native"]
+
+
+def native_chain(tpl_inverse: str, seq_to_t1w: str | None) -> tuple[list[str], list[bool]]:
+    """ANTs transform list (and invert flags) that resamples a template-space image onto a native sequence grid.
+
+    Points of the native grid go to the session T1w (inverse of ``from-<seq>_to-T1w``), then to the template
+    (``from-<tpl>_to-T1w``, the kept inverse of the alignment; a displacement field for the warp).
+    """
+    if seq_to_t1w is None:
+        return [tpl_inverse], [False]
+    return [seq_to_t1w, tpl_inverse], [True, False]
+
+
+def to_native(
+    image: nib.Nifti1Image, reference: str, transforms: Sequence[str], invert: Sequence[bool]
+) -> nib.Nifti1Image:
+    """``image`` (template grid) resampled linearly onto ``reference``'s grid, clipped to [0, 1]."""
+    from brainsr.preprocess.images import load_checked
+    from brainsr.preprocess.resample import resample
+
+    moved = resample(image, load_checked(reference), list(transforms), "linear", invert=list(invert))
+    data = np.clip(np.asarray(moved.dataobj, dtype=np.float32), 0.0, 1.0)
+    return nib.Nifti1Image(data, moved.affine)
+
+
+def _sidecar(path: Path, **fields: Any) -> None:
+    meta = {"GeneratedBy": [{"Name": "brainsr", "Version": __version__}], **fields}
+    atomic_write_text(
+        json.dumps(meta, indent=2, default=str) + "\n", path.with_name(path.name.removesuffix(".nii.gz") + ".json")
+    )
+
+
+def infer_scan(
+    *,
+    images: Mapping[str, str],
+    out: Mapping[str, str],
+    model: str,
+    mask: str | None = None,
+    expect: Mapping[str, Any] | None = None,
+    native: Mapping[str, Mapping[str, Any]] | None = None,
+    out_native: Mapping[str, str] | None = None,
+    explain: str | None = None,
+    target: Mapping[str, str] | None = None,
+    device: str = "auto",
+    batch_size: int = 16,
+    precision: str = "auto",
+    compile: bool = False,
+) -> dict[str, Any]:
+    """Upsample one scan set (``images``: template-space sequence -> path, in the model's channel order).
+
+    ``model`` is a model file or ``"identity"`` (the interpolation baseline). ``native``: per sequence
+    ``{"reference": path, "transforms": [...], "invert": [...]}`` for the native-space copies in ``out_native``.
+    ``explain``: an ``.npz`` file for attention masks and Grad-CAM of the middle slices (figures 8-9).
+    """
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    seqs = list(images)
+    pair = load_pair("scan", [images[s] for s in seqs], [target[s] for s in seqs] if target else None, mask)
+    dev = pick_device(device)
+    if model == "identity":
+        generator, critic, meta = Identity(len(seqs)), None, {"model": {"name": "identity"}, "data": {}}
+        settings = InferenceSettings(batch_size=batch_size)
+    else:
+        loaded = load_model_file(model, expect={"sequences": seqs, **dict(expect or {})})
+        generator, critic, meta = loaded.generator, loaded.critic, loaded.meta
+        grid = meta["data"].get("grid_shape")
+        if grid is not None and list(grid) != list(pair.x.shape[1:]):
+            raise ValueError(f"{model}: model was trained on a {grid} grid, the scans are {list(pair.x.shape[1:])}")
+        settings = InferenceSettings.from_meta(
+            meta["data"], batch_size=batch_size, precision=precision, compile=compile
+        )
+    timings["load"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if model == "identity":
+        result = np.clip(pair.x, 0.0, 1.0) * (pair.mask[None] if pair.mask is not None else 1.0)
+    else:
+        result = upsample_volume(generator, pair.x, settings, dev, mask=pair.mask, progress=True)
+    timings["upsample"] = time.perf_counter() - t0
+    model_info = {"Name": meta["model"]["name"], "File": Path(model).name if model != "identity" else None}
+    for c, seq in enumerate(seqs):
+        atomic_save_nifti(nib.Nifti1Image(result[c].astype(np.float32), pair.affine), out[seq])
+        _sidecar(
+            Path(out[seq]),
+            Sources=[Path(images[seq]).name],
+            Model=model_info,
+            Space="template",
+            Intensity="[0, 1], scaled like the preprocessed research scans",
+        )
+    if native and out_native:
+        t0 = time.perf_counter()
+        for c, seq in enumerate(seqs):
+            spec = native[seq]
+            img = to_native(
+                nib.Nifti1Image(result[c], pair.affine), spec["reference"], spec["transforms"], spec["invert"]
+            )
+            atomic_save_nifti(img, out_native[seq])
+            _sidecar(
+                Path(out_native[seq]),
+                Sources=[Path(out[seq]).name],
+                Model=model_info,
+                Space="native",
+                Transforms=[Path(t).name for t in spec["transforms"]],
+                Interpolation="linear",
+            )
+        timings["native"] = time.perf_counter() - t0
+    if explain:
+        t0 = time.perf_counter()
+        axis_len = pair.x.shape[1 + {"sagittal": 0, "coronal": 1, "axial": 2}[settings.axis]]
+        indices = sorted({axis_len // 2, axis_len * 2 // 5, axis_len * 3 // 5})
+        maps = explain_slices(generator, critic, pair.x, indices, settings, target=pair.y)
+        tmp = Path(explain).with_name(f".{Path(explain).name}.tmp.npz")
+        Path(explain).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(tmp, axis=settings.axis, **maps)
+        tmp.replace(explain)
+        timings["explain"] = time.perf_counter() - t0
+    torch.set_flush_denormal(False)
+    return {"model": meta["model"]["name"], "seconds": timings, "shape": list(pair.x.shape)}

@@ -1,0 +1,177 @@
+"""``brainsr train`` and ``brainsr infer`` (called by workflow/rules/superres.smk)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("brainsr")
+
+
+def _json_obj(text: str) -> dict:
+    """A JSON object given inline or as ``@file``."""
+    try:
+        value = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+    except (json.JSONDecodeError, OSError) as exc:
+        raise argparse.ArgumentTypeError(f"not a valid JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def _pairs(entries: list[dict[str, Any]], what: str) -> list:
+    from brainsr.data import load_pair
+
+    if not entries:
+        raise ValueError(f"the training spec has no {what} subjects")
+    return [load_pair(e["subject"], e["clinical"], e["research"]) for e in entries]
+
+
+def train_from_spec(
+    spec: dict[str, Any],
+    *,
+    out_model: str,
+    out_history: str,
+    work_dir: str,
+    device: str,
+    tensorboard: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one experiment from a spec: ``settings``, ``sequences``, ``prep``, ``train``/``validation`` subjects
+    (``{"subject", "clinical": [paths], "research": [paths]}``) and the intensity scaling to record."""
+    import torch
+
+    from brainsr.train.settings import TrainSettings
+    from brainsr.train.trainer import train_experiment
+
+    settings = TrainSettings.from_mapping(spec["settings"])
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
+    train, validation = _pairs(spec["train"], "train"), _pairs(spec["validation"], "validation")
+    inputs = [p for e in spec["train"] + spec["validation"] for p in e["clinical"] + e["research"]]
+    data_meta = {
+        "experiment": spec.get("experiment", ""),
+        "prep": settings.prep,
+        "sequences": list(spec["sequences"]),
+        "grid_shape": list(train[0].x.shape[1:]),
+        "grid_affine": train[0].affine.tolist(),
+        "intensity": {"range": [0.0, 1.0], "rescale_percentiles": spec.get("rescale_percentiles")},
+        "train_subjects": [e["subject"] for e in spec["train"]],
+        "validation_subjects": [e["subject"] for e in spec["validation"]],
+    }
+    return train_experiment(
+        settings,
+        train,
+        validation,
+        out_model=out_model,
+        out_history=out_history,
+        work_dir=work_dir,
+        data_meta=data_meta,
+        inputs=inputs,
+        device=device,
+        tensorboard=tensorboard,
+        progress=progress,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one experiment (generator + critic); resumes from the checkpoint in --work-dir when it fits."""
+    summary = train_from_spec(
+        args.spec_json,
+        out_model=args.out_model,
+        out_history=args.out_history,
+        work_dir=args.work_dir,
+        device=args.device,
+        tensorboard=not args.no_tensorboard,
+        progress=not args.no_progress,
+    )
+    log.info("trained: %s", json.dumps(summary, default=str))
+    return 0
+
+
+def _kv(items: list[str] | None, option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{option} expects SEQUENCE=PATH, got {item!r}")
+        out[key] = value
+    return out
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    """Upsample one scan set with a model file (or the identity baseline); native-space copies; explain maps."""
+    from brainsr.infer.commands import infer_scan
+
+    images, out = _kv(args.image, "--image"), _kv(args.out, "--out")
+    if set(images) != set(out):
+        raise ValueError(f"--image sequences {sorted(images)} and --out sequences {sorted(out)} differ")
+    native = args.native_json or None
+    info = infer_scan(
+        images=images,
+        out=out,
+        model=args.model,
+        mask=args.mask,
+        expect={"prep": args.expect_prep} if args.expect_prep else None,
+        native=native,
+        out_native=_kv(args.out_native, "--out-native") or None,
+        explain=args.explain,
+        target=_kv(args.target, "--target") or None,
+        device=args.device,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        compile=args.compile,
+    )
+    log.info("%s: %s", args.model, json.dumps(info["seconds"]))
+    return 0
+
+
+def cmd_superres_table(args: argparse.Namespace) -> int:
+    """Table of every experiment's settings and best validation metrics."""
+    from brainsr.io import atomic_write_tsv
+    from brainsr.train.report import validation_table
+
+    atomic_write_tsv(validation_table(args.summary, args.experiments_json), args.out, float_format="%.6g")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``brainsr train``, ``brainsr infer`` and ``brainsr superres-table``."""
+    q = sub.add_parser("train", help="train one super-resolution experiment (paper 3.3-3.5)")
+    q.add_argument(
+        "--spec-json", required=True, type=_json_obj, help="experiment settings and subjects as JSON (inline or @file)"
+    )
+    q.add_argument("--out-model", required=True, help="best-on-validation model file (.pt)")
+    q.add_argument("--out-history", required=True, help="per-epoch history (TSV)")
+    q.add_argument("--work-dir", required=True, help="checkpoint + TensorBoard folder (kept across reruns)")
+    q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    q.add_argument("--no-tensorboard", action="store_true")
+    q.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    q.set_defaults(func=cmd_train)
+
+    q = sub.add_parser("infer", help="upsample one template-space scan set with a trained model (paper 3.6)")
+    q.add_argument("--model", required=True, help="model file, or 'identity' for the interpolation baseline")
+    q.add_argument("--image", nargs="+", required=True, metavar="SEQ=PATH", help="template-space inputs")
+    q.add_argument("--out", nargs="+", required=True, metavar="SEQ=PATH", help="template-space outputs")
+    q.add_argument("--mask", help="clinical brain mask on the template grid (outputs are zero outside it)")
+    q.add_argument("--expect-prep", help="fail unless the model was trained on this preprocessing variant")
+    q.add_argument(
+        "--native-json", type=_json_obj, help="per sequence {reference, transforms, invert} for native-space copies"
+    )
+    q.add_argument("--out-native", nargs="*", metavar="SEQ=PATH", help="native-space outputs")
+    q.add_argument("--explain", help="NPZ with attention masks and Grad-CAM of three slices")
+    q.add_argument("--target", nargs="*", metavar="SEQ=PATH", help="research scans (Grad-CAM of the target)")
+    q.add_argument("--device", default="auto")
+    q.add_argument("--batch-size", type=int, default=16)
+    q.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    q.add_argument("--compile", action="store_true", help="torch.compile the generator (faster on long runs)")
+    q.set_defaults(func=cmd_infer)
+
+    q = sub.add_parser("superres-table", help="settings and validation metrics of every trained experiment")
+    q.add_argument("--summary", nargs="*", default=[], help="<experiment>/model.json files")
+    q.add_argument("--experiments-json", required=True, type=_json_obj, help="the experiments' settings")
+    q.add_argument("--out", required=True, help="output TSV")
+    q.set_defaults(func=cmd_superres_table)

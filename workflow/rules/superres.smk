@@ -1,0 +1,99 @@
+# Super-resolution rules (paper 3.2-3.7); names and input functions in common_superres.smk.
+
+
+rule superres_dataset:
+    output:
+        GROUP["sr_description"],
+    log:
+        log_path("superres_dataset"),
+    localrule: True
+    run:
+        from brainsr.preprocess.report import write_dataset_description
+
+        write_dataset_description(
+            output[0], source=PREP_DIR, name="brainsr super-resolution (upsampled clinical scans)",
+            description="Li et al. 2022, sections 3.2-3.7",
+        )
+
+
+rule superres_train:
+    input:
+        clinical=lambda wc: train_images(wc.experiment, CLIN),
+        research=lambda wc: train_images(wc.experiment, RES),
+    output:
+        model=model_file("{experiment}"),
+        summary=model_file("{experiment}", "summary"),
+        history=model_file("{experiment}", "history"),
+    params:
+        spec=train_spec,
+        work=lambda wc: model_file(wc.experiment, "work"),
+        device=SR["device"],
+    log:
+        log_path("superres_train", experiment="{experiment}"),
+    benchmark:
+        benchmark_path("superres_train", experiment="{experiment}")
+    threads: SR["threads"]
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        gpu=1,
+        **resources_for("train"),
+    shell:
+        "brainsr train --spec-json {params.spec:q} --out-model {output.model} --out-history {output.history} "
+        "--work-dir {params.work} --device {params.device} > {log} 2>&1"
+
+
+rule superres_infer:
+    input:
+        unpack(infer_inputs),
+    output:
+        sr_outputs("{subject}", "{method}"),
+    params:
+        model=lambda wc, input: input.model if "model" in input.keys() else "identity",
+        images=lambda wc, input: _kv(dict(zip(SEQS, input.images))),
+        target=lambda wc, input: _kv(dict(zip(SEQS, input.target))),
+        out=lambda wc: _kv({q: sr_image(wc.subject, wc.method, q) for q in SEQS}),
+        out_native=lambda wc: _kv({q: sr_image(wc.subject, wc.method, q, space=False) for q in SEQS}),
+        native=infer_native_json,
+        explain=lambda wc: sr_explain(wc.subject, wc.method),
+        prep=lambda wc: method_prep(wc.method),
+        device=SR["device"],
+        batch=SR["inference"]["batch_size"],
+        precision=SR["inference"]["precision"],
+        compile="--compile" if SR["inference"]["compile"] else "",
+    log:
+        log_path("superres_infer", subject="{subject}", method="{method}"),
+    benchmark:
+        benchmark_path("superres_infer", subject="{subject}", method="{method}")
+    threads: SR["threads"]
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        gpu=lambda wc: int(wc.method in EXPERIMENTS),
+        **resources_for("infer"),
+    shell:
+        "brainsr infer --model {params.model} --image {params.images} --out {params.out} --mask {input.mask} "
+        "--expect-prep {params.prep} --native-json {params.native:q} --out-native {params.out_native} "
+        "--explain {params.explain} --target {params.target} --device {params.device} --batch-size {params.batch} "
+        "--precision {params.precision} {params.compile} > {log} 2>&1"
+
+
+rule superres_tables:
+    input:
+        summaries=[model_file(e, "summary") for e in EXPERIMENTS],
+    output:
+        GROUP["sr_validation"],
+    params:
+        experiments=json.dumps(EXPERIMENTS, sort_keys=True),
+    log:
+        log_path("superres_tables"),
+    localrule: True
+    threads: 1
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "brainsr superres-table --summary {input.summaries} --experiments-json {params.experiments:q} "
+        "--out {output} > {log} 2>&1"
