@@ -79,6 +79,13 @@ def train_from_spec(
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one experiment (generator + critic); resumes from the checkpoint in --work-dir when it fits."""
+    from brainsr.preprocess.images import scoped_tmpdir
+
+    with scoped_tmpdir(prefix="brainsr-train-"):  # torch's compile caches go there and are removed afterwards
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     summary = train_from_spec(
         args.spec_json,
         out_model=args.out_model,
@@ -104,6 +111,13 @@ def _kv(items: list[str] | None, option: str) -> dict[str, str]:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     """Upsample one scan set with a model file (or the identity baseline); native-space copies; explain maps."""
+    from brainsr.preprocess.images import scoped_tmpdir
+
+    with scoped_tmpdir(prefix="brainsr-infer-"):  # torch's compile caches go there and are removed afterwards
+        return _infer(args)
+
+
+def _infer(args: argparse.Namespace) -> int:
     from brainsr.infer.commands import infer_scan
 
     images, out = _kv(args.image, "--image"), _kv(args.out, "--out")
