@@ -15,12 +15,6 @@ EXPERIMENTS = {
 }
 BASELINES = prep_labels() if SR["baselines"] is None else list(SR["baselines"])
 METHODS = list(EXPERIMENTS) + [f"interp{p}" for p in BASELINES]
-GROUP.update(
-    {
-        "sr_description": f"{SR_DIR}/dataset_description.json",
-        "sr_validation": f"{TABLES}/superres_validation.tsv",
-    }
-)
 
 for _name, _exp in EXPERIMENTS.items():
     _prep = _exp.get("prep", "affinelinear")
@@ -46,6 +40,19 @@ SPLIT = split_of()
 
 def split_subjects(name):
     return [s for s in PATIENTS if SPLIT.get(s) == name]
+
+
+# Training needs train and validation subjects; without them only the interpolation baselines are built.
+SR_TRAINABLE = bool(split_subjects("train")) and bool(split_subjects("validation"))
+if EXPERIMENTS and not SR_TRAINABLE:
+    logger.warning(
+        "superres: no experiment is trained (the dataset has "
+        f"{len(split_subjects('train'))} train and {len(split_subjects('validation'))} validation subjects)"
+    )
+    METHODS = [m for m in METHODS if m not in EXPERIMENTS]
+GROUP["sr_description"] = f"{SR_DIR}/dataset_description.json"
+if SR_TRAINABLE:
+    GROUP["sr_validation"] = f"{TABLES}/superres_validation.tsv"
 
 
 def exp_prep(experiment):
@@ -142,7 +149,8 @@ def sr_outputs(subject, method):
 
 
 def all_sr_targets():
-    files = [GROUP["sr_description"], GROUP["sr_validation"]]
-    files += [model_file(e) for e in EXPERIMENTS]
+    files = [GROUP["sr_description"]]
+    if SR_TRAINABLE:
+        files += [GROUP["sr_validation"]] + [model_file(e) for e in EXPERIMENTS]
     files += [f for s in split_subjects("test") for m in METHODS for f in sr_outputs(s, m)]
     return files

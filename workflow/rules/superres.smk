@@ -82,7 +82,7 @@ rule superres_tables:
     input:
         summaries=[model_file(e, "summary") for e in EXPERIMENTS],
     output:
-        GROUP["sr_validation"],
+        f"{TABLES}/superres_validation.tsv",
     params:
         experiments=json.dumps(EXPERIMENTS, sort_keys=True),
     log:
