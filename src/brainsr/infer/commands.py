@@ -15,10 +15,9 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-import torch
 
 from brainsr import __version__
-from brainsr.data import load_pair
+from brainsr.data import AXES, load_pair
 from brainsr.infer.predict import InferenceSettings, explain_slices, upsample_volume
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.models import Identity
@@ -133,7 +132,7 @@ def infer_scan(
         timings["native"] = time.perf_counter() - t0
     if explain:
         t0 = time.perf_counter()
-        axis_len = pair.x.shape[1 + {"sagittal": 0, "coronal": 1, "axial": 2}[settings.axis]]
+        axis_len = pair.x.shape[1 + AXES[settings.axis]]
         indices = sorted({axis_len // 2, axis_len * 2 // 5, axis_len * 3 // 5})
         maps = explain_slices(generator, critic, pair.x, indices, settings, target=pair.y)
         tmp = Path(explain).with_name(f".{Path(explain).name}.tmp.npz")
@@ -141,5 +140,4 @@ def infer_scan(
         np.savez_compressed(tmp, axis=settings.axis, **maps)
         tmp.replace(explain)
         timings["explain"] = time.perf_counter() - t0
-    torch.set_flush_denormal(False)
     return {"model": meta["model"]["name"], "seconds": timings, "shape": list(pair.x.shape)}
