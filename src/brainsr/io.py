@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
+import numpy as np
 import pandas as pd
 
 
@@ -15,24 +18,31 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name.removesuffix(suffix)}.tmp{os.getpid()}{suffix}")
 
 
-def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` atomically."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write to; rename it onto ``path`` only when the writer succeeded."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
 
 
 def atomic_save_nifti(img: nib.Nifti1Image, path: str | os.PathLike) -> Path:
     """Save a NIfTI image to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    nib.save(img, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+    return Path(path)
 
 
 def atomic_write_tsv(df: pd.DataFrame, path: str | os.PathLike, **to_csv: object) -> Path:
@@ -42,9 +52,13 @@ def atomic_write_tsv(df: pd.DataFrame, path: str | os.PathLike, **to_csv: object
 
 def atomic_savefig(fig: object, path: str | os.PathLike, **savefig: object) -> Path:
     """Save a matplotlib figure atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    fig.savefig(tmp, **savefig)  # type: ignore[attr-defined]
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **savefig)  # type: ignore[attr-defined]
+    return Path(path)
+
+
+def atomic_savez(path: str | os.PathLike, **arrays: object) -> Path:
+    """Save arrays as a compressed ``.npz`` atomically (``path`` must end in ``.npz``)."""
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **arrays)
+    return Path(path)

@@ -19,7 +19,7 @@ import numpy as np
 from brainsr import __version__
 from brainsr.data import AXES, load_pair
 from brainsr.infer.predict import InferenceSettings, explain_slices, upsample_volume
-from brainsr.io import atomic_save_nifti, atomic_write_text
+from brainsr.io import atomic_save_nifti, atomic_savez, atomic_write_text
 from brainsr.models import Identity
 from brainsr.models.files import load_model_file
 from brainsr.train.settings import pick_device
@@ -135,9 +135,6 @@ def infer_scan(
         axis_len = pair.x.shape[1 + AXES[settings.axis]]
         indices = sorted({axis_len // 2, axis_len * 2 // 5, axis_len * 3 // 5})
         maps = explain_slices(generator, critic, pair.x, indices, settings, target=pair.y)
-        tmp = Path(explain).with_name(f".{Path(explain).name}.tmp.npz")
-        Path(explain).parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(tmp, axis=settings.axis, **maps)
-        tmp.replace(explain)
+        atomic_savez(explain, axis=settings.axis, **maps)
         timings["explain"] = time.perf_counter() - t0
     return {"model": meta["model"]["name"], "seconds": timings, "shape": list(pair.x.shape)}

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from brainsr import __version__
+from brainsr.io import atomic_path
 from brainsr.models import build_model
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "LoadedModel", "ModelFileError", "load_model_file", "save_model_file"]
@@ -68,9 +69,8 @@ def save_model_file(
         "data": dict(data),
         "training": dict(training or {}),
     }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from brainsr.io import atomic_path
 from brainsr.preprocess.images import scoped_tmpdir, to_ants
 
 __all__ = [
@@ -62,10 +63,8 @@ def downsample(img: nib.Nifti1Image, level_mm: float) -> object:
 
 
 def _save(src: str, dst: str | Path) -> None:
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(dst).with_name(f".{Path(dst).name}.tmp{Path(src).suffix}")
-    shutil.copyfile(src, tmp)
-    tmp.replace(dst)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def register_linear(

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from brainsr.data import PatchDataset, ScanPair, SliceDataset
-from brainsr.io import atomic_write_text, atomic_write_tsv
+from brainsr.io import atomic_path, atomic_write_text, atomic_write_tsv
 from brainsr.models import build_model, count_parameters
 from brainsr.models.critic import Critic, gradcam
 from brainsr.models.files import save_model_file
@@ -220,9 +220,8 @@ def train_step(state: TrainState, x: Tensor, y: Tensor) -> dict[str, float]:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 @torch.no_grad()
