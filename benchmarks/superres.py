@@ -7,11 +7,13 @@ Each configuration runs in its own process (so its peak memory is its own) on ra
     python benchmarks/superres.py --only inference --filters 16 64
 
 Inference: one whole scan through ``brainsr.infer.upsample_volume`` (slices in batches, padded to a multiple of
-16) with the attention U-Net at 16 and 64 filters in fp32, bf16 autocast + channels-last, and bf16 + torch.compile;
+16) with the attention U-Net at 16 and 64 filters in fp32 (NCHW and channels-last), bf16 autocast + channels-last,
+and bf16 + torch.compile;
 after one warm-up scan (its time, with compilation, is the ``warmup_s`` column). Training: slices per second of
 ``brainsr.train.trainer.train_step`` (generator + critic steps as the experiment defaults have them) per model,
-the naive way (fp32, NCHW, slices zero-padded to 256 x 256, the paper's power of two) and the fast way (bf16
-autocast, channels-last, padded to 144 x 144). Targets on the 2-core machine: 64 filters <= 5 s per scan;
+the naive way (fp32, NCHW, slices zero-padded to 256 x 256, the paper's power of two), fp32 channels-last padded to
+144 x 144 (the padding alone), and the fast way (bf16 autocast, channels-last, padded to 144 x 144).
+Targets on the 2-core machine: 64 filters <= 5 s per scan;
 training >= 3x the naive throughput.
 """
 
@@ -109,6 +111,7 @@ def configurations(args: argparse.Namespace) -> list[dict]:
         for filters in args.filters:
             for mode, precision, channels_last, compile_ in (
                 ("fp32", "fp32", False, False),
+                ("fp32+channels-last", "fp32", True, False),
                 ("bf16", "bf16", True, False),
                 ("bf16+compile", "bf16", True, True),
             ):
@@ -134,6 +137,7 @@ def configurations(args: argparse.Namespace) -> list[dict]:
         for name, model in models:
             for mode, extra in (
                 ("naive fp32 256x256", {"precision": "fp32", "channels_last": False, "pad": "pow2"}),
+                ("fp32 channels-last 144x144", {"precision": "fp32", "channels_last": True, "pad": 16}),
                 ("bf16 channels-last 144x144", {"precision": "bf16", "channels_last": True, "pad": 16}),
             ):
                 settings = {**model, **extra, "batch_size": args.batch_size, "critic_filters": 16}

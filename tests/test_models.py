@@ -174,3 +174,22 @@ def test_determinism(name):
     state_a, state_b = a.state_dict(), b.state_dict()
     assert state_a.keys() == state_b.keys()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_instance_norm_matches_torch(memory_format):
+    """The GroupNorm-backed InstanceNorm equals nn.InstanceNorm2d(affine=True), parameters and outputs."""
+    from brainsr.models.unet import InstanceNorm
+
+    torch.manual_seed(0)
+    ours, ref = InstanceNorm(5), torch.nn.InstanceNorm2d(5, affine=True)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 2.0)
+        ours.bias.uniform_(-1.0, 1.0)
+    ref.load_state_dict(ours.state_dict())  # same keys: weight, bias
+    x = (3.0 * torch.randn(2, 5, 9, 11) + 2.0).contiguous(memory_format=memory_format)
+    torch.testing.assert_close(ours(x), ref(x.contiguous()), atol=2e-6, rtol=1e-5)
+    # by hand for one channel: (x - mean) / sqrt(biased var + eps) * weight + bias
+    c = x[1, 3]
+    expected = (c - c.mean()) / torch.sqrt(c.var(unbiased=False) + 1e-5) * ours.weight[3] + ours.bias[3]
+    torch.testing.assert_close(ours(x)[1, 3], expected, atol=2e-6, rtol=1e-5)

@@ -128,8 +128,17 @@ def test_settings_are_checked():
         TrainSettings.from_mapping({"critic": False, "critic_lambda": 0.1})
     with pytest.raises(ValueError, match="model must be one of"):
         TrainSettings.from_mapping({"model": "identity"})
-    assert autocast_dtype("auto", torch.device("cpu")) == torch.bfloat16
     assert autocast_dtype("fp32", torch.device("cpu")) is None
+    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+
+
+@pytest.mark.parametrize(("amx", "expected"), [(True, torch.bfloat16), (False, None)])
+def test_auto_precision_on_cpu_follows_amx(monkeypatch, amx, expected):
+    """``auto`` on CPU: bf16 autocast only where AMX tiles make it the fast path, fp32 otherwise."""
+    import brainsr.train.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "cpu_has_amx", lambda: amx)
+    assert autocast_dtype("auto", torch.device("cpu")) == expected
 
 
 def test_model_file_mismatches_fail_loudly(tmp_path):

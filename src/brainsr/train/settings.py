@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -135,10 +137,22 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+@functools.cache
+def cpu_has_amx() -> bool:
+    """True when the CPU advertises AMX bf16 tiles (the ``amx_bf16`` flag of Linux ``/proc/cpuinfo``)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """Autocast dtype for mixed precision (paper 3.9), or None for fp32.
 
-    ``auto``: bf16 on CPU and on CUDA devices that support it, else fp16 (with a gradient scaler).
+    ``auto``: on CUDA bf16 where supported, else fp16 (with a gradient scaler); on CPU bf16 when the CPU has AMX
+    tiles, else fp32. Without AMX, oneDNN runs bf16 convolutions on AVX-512-BF16 kernels that were measured 1.3-1.6x
+    slower than fp32 channels-last on the 2-core development machine (``benchmarks/superres.tsv``), so ``auto``
+    does not pick them there; ``bf16`` still forces them.
     """
     if precision == "fp32":
         return None
@@ -148,4 +162,4 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.float16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16
+    return torch.bfloat16 if cpu_has_amx() else None
