@@ -193,3 +193,34 @@ def test_instance_norm_matches_torch(memory_format):
     c = x[1, 3]
     expected = (c - c.mean()) / torch.sqrt(c.var(unbiased=False) + 1e-5) * ours.weight[3] + ours.bias[3]
     torch.testing.assert_close(ours(x)[1, 3], expected, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: UNet(filters=4, depth=2, residual=True),
+        lambda: AttentionUNet(filters=4, depth=2, residual=True),
+        lambda: ViTSR(embed_dim=16, depth=1, heads=2, patch_size=8, residual=True),
+    ],
+)
+def test_residual_generators_start_as_identity(make):
+    """residual=True: zero-initialised last layer, so G(x) = sigmoid(logit(clamp(x))) = clamp(x) before training."""
+    torch.manual_seed(0)
+    model = make()
+    x = torch.rand(2, 3, 37, 45)
+    x[0, :, :5] = 0.0  # background clamps to 1e-3
+    with torch.no_grad():
+        y = model(x)
+    torch.testing.assert_close(y, x.clamp(1e-3, 1 - 1e-3), atol=1e-6, rtol=1e-5)
+    # one gradient step moves it away from the identity (the correction is learnable)
+    out = model(x)
+    F.l1_loss(out, torch.zeros_like(out)).backward()
+    head = model.head if hasattr(model, "head") else model.unpatch
+    assert float(head.weight.grad.abs().sum()) > 0
+
+
+def test_residual_needs_matching_channels():
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        UNet(in_channels=3, out_channels=1, filters=4, depth=2, residual=True)
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        ViTSR(in_channels=3, out_channels=1, residual=True)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from brainsr.models.output import check_residual, to_image, zero_init
+
 Norm = Literal["instance", "batch", "none"]
 Activation = Literal["leakyrelu", "relu", "gelu"]
 
@@ -127,6 +129,8 @@ class UNet(nn.Module):
         activation: ``"leakyrelu"`` (paper), ``"relu"`` or ``"gelu"``.
         dropout: dropout rate after each activation (0 disables it).
         attention: add an attention gate on every skip connection (the attention U-Net of section 3.7).
+        residual: output σ(logit(x) + head) instead of σ(head), with a zero-initialised head, so that the network
+            starts as the identity on its input (not in the paper; see :func:`brainsr.models.output.to_image`).
 
     ``forward(x)`` returns the image in [0, 1] with the spatial size of ``x`` (odd sizes are handled by zero
     padding before each concatenation). With attention, the masks of the last forward pass are in
@@ -144,8 +148,10 @@ class UNet(nn.Module):
         activation: Activation = "leakyrelu",
         dropout: float = 0.0,
         attention: bool = False,
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        check_residual(residual, in_channels, out_channels)
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if norm not in _NORMS:
@@ -157,6 +163,7 @@ class UNet(nn.Module):
         self.filters = filters
         self.depth = depth
         self.attention = attention
+        self.residual = residual
         widths = [filters * 2**i for i in range(depth + 1)]
 
         self.inc = ConvBlock(in_channels, widths[0], norm, activation, dropout)
@@ -176,6 +183,8 @@ class UNet(nn.Module):
             else None
         )
         self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
+        if residual:
+            zero_init(self.head)
         self.attention_maps: list[Tensor] = []
 
     def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
@@ -192,7 +201,7 @@ class UNet(nn.Module):
             up, skip = pad_to_match(upsample(h), skip)
             h = block(torch.cat([skip, up], dim=1))
         self.attention_maps = masks
-        y = torch.sigmoid(self.head(h))
+        y = to_image(self.head(h), x, self.residual)
         if return_attention:
             return y, masks
         return y

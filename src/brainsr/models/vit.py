@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from brainsr.models.output import check_residual, to_image, zero_init
+
 _DEFAULT_GRID = (16, 16)
 
 
@@ -29,6 +31,8 @@ class ViTSR(nn.Module):
         heads: attention heads per block.
         mlp_ratio: hidden size of each block's MLP relative to ``embed_dim``.
         dropout: dropout rate inside the transformer blocks.
+        residual: σ(logit(x) + output) with a zero-initialised un-patching layer (see
+            :func:`brainsr.models.output.to_image`; not in Lin & Heckel or Li et al.).
 
     Inputs whose sides are not multiples of ``patch_size`` are reflect-padded (zero-padded where too small to
     reflect) and the output is cropped back.
@@ -45,13 +49,16 @@ class ViTSR(nn.Module):
         heads: int = 8,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        check_residual(residual, in_channels, out_channels)
         if embed_dim % heads:
             raise ValueError(f"embed_dim ({embed_dim}) must be divisible by heads ({heads})")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.patch_size = patch_size
+        self.residual = residual
         self.image_size = image_size
         if image_size is None:
             grid = _DEFAULT_GRID
@@ -72,6 +79,8 @@ class ViTSR(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, num_layers=depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(embed_dim)
         self.unpatch = nn.Linear(embed_dim, out_channels * patch_size * patch_size)
+        if residual:
+            zero_init(self.unpatch)
 
     def _positional(self, grid: tuple[int, int]) -> Tensor:
         pos = self.pos_embed
@@ -80,6 +89,7 @@ class ViTSR(nn.Module):
         return pos
 
     def forward(self, x: Tensor) -> Tensor:
+        source = x
         n, _, height, width = x.shape
         p = self.patch_size
         pad_h, pad_w = (-height) % p, (-width) % p
@@ -94,4 +104,4 @@ class ViTSR(nn.Module):
         patches = self.unpatch(tokens)  # (N, gh*gw, C*p*p)
         patches = patches.view(n, gh, gw, self.out_channels, p, p)
         image = patches.permute(0, 3, 1, 4, 2, 5).reshape(n, self.out_channels, gh * p, gw * p)
-        return torch.sigmoid(image[..., :height, :width])
+        return to_image(image[..., :height, :width], source, self.residual)

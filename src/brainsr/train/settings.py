@@ -25,7 +25,8 @@ class TrainSettings:
     ``depth`` (4 down/up pairs), ``loss`` (3.4: ``mae``, ``mse``, ``bce``, ``ssim`` or a weighted sum such as
     ``"0.8*mae+0.2*ssim"``), ``critic`` (train the critic D, 3.5), ``critic_lambda`` (λ of eq. 2; 0 still trains
     D, for Grad-CAM, as the paper does, 4.3), ``critic_steps`` (D updates per G update, 5), ``input``
-    (``slices`` | ``patches``, 3.2), ``channels`` (``multi`` | ``single``, 4.1.1).
+    (``slices`` | ``patches``, 3.2), ``channels`` (``multi`` | ``single``, 4.1.1). ``residual`` (not in the paper)
+    makes G correct its interpolated input instead of producing the image from scratch.
     """
 
     model: str = "attention_unet"
@@ -43,6 +44,7 @@ class TrainSettings:
     norm: str = "instance"
     activation: str = "leakyrelu"
     dropout: float = 0.0
+    residual: bool = False
     vit: Mapping[str, Any] = field(default_factory=lambda: {"patch_size": 8, "embed_dim": 128, "depth": 4, "heads": 4})
     loss: str = "mae"
     critic: bool = True
@@ -111,6 +113,7 @@ class TrainSettings:
                 "embed_dim": int(vit.get("embed_dim", 128)),
                 "depth": int(vit.get("depth", 4)),
                 "heads": int(vit.get("heads", 4)),
+                "residual": self.residual,
             }
         return {
             "in_channels": channels,
@@ -120,6 +123,7 @@ class TrainSettings:
             "norm": self.norm,
             "activation": self.activation,
             "dropout": self.dropout,
+            "residual": self.residual,
         }
 
     def critic_kwargs(self, channels: int) -> dict[str, Any]:

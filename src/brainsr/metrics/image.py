@@ -1,0 +1,129 @@
+"""Image similarity of an upsampled (or interpolated) scan to the research scan (paper 3.8.1, eqs. 3-5).
+
+Pure functions on NumPy arrays of intensities in [0, 1] and an optional boolean mask of the voxels to use
+(the brain mask, or ``None`` for the whole field of view). Definitions (``../shared/README.md`` section 3):
+
+- MAE = mean |p - g|;
+- NMSE (standard) = Σ (p - g)² / Σ g²;
+- NMSE (paper form, eq. 3 averaged over voxels) = mean((p - g)²) / Σ g² = standard NMSE / N, which is why the
+  paper reports values of order 1e-10;
+- PSNR = 10 log10(I_max² / MSE) with I_max = 1 (eq. 4);
+- SSIM (eq. 5) per 2D slice along the slicing axis, Gaussian window of 11 taps with σ = 1.5, K1 = 0.01,
+  K2 = 0.03, data range 1, averaged over slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from brainsr.train.losses import PSNR_IDENTICAL_DB, ssim
+
+__all__ = ["IMAGE_METRICS", "image_metrics", "mae", "mse", "nmse", "nmse_paper", "psnr", "ssim_slices"]
+
+#: Metric names, in table order.
+IMAGE_METRICS = ("mae", "nmse", "nmse_paper", "psnr", "ssim")
+
+
+def _voxels(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 voxel values of both images that the metric uses (all, or those inside ``mask``)."""
+    pred = np.asarray(pred)
+    target = np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+    if mask is None:
+        return pred.astype(np.float64).ravel(), target.astype(np.float64).ravel()
+    mask = np.asarray(mask, bool)
+    if mask.shape != pred.shape:
+        raise ValueError(f"mask {mask.shape} and images {pred.shape} differ in shape")
+    if not mask.any():
+        raise ValueError("the mask is empty: no voxel to compare")
+    return pred[mask].astype(np.float64), target[mask].astype(np.float64)
+
+
+def mae(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean absolute error mean|p - g| (paper 3.8.1)."""
+    p, g = _voxels(pred, target, mask)
+    return float(np.mean(np.abs(p - g)))
+
+
+def mse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean squared error mean (p - g)²."""
+    p, g = _voxels(pred, target, mask)
+    return float(np.mean((p - g) ** 2))
+
+
+def nmse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Standard normalised MSE Σ (p - g)² / Σ g²; NaN when the target is all zero."""
+    p, g = _voxels(pred, target, mask)
+    energy = float(np.sum(g**2))
+    return float(np.sum((p - g) ** 2) / energy) if energy > 0 else float("nan")
+
+
+def nmse_paper(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """The paper's NMSE (eq. 3 averaged over voxels): mean((p - g)²) / Σ g² = :func:`nmse` / N."""
+    p, _ = _voxels(pred, target, mask)
+    return nmse(pred, target, mask) / p.size
+
+
+def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, data_range: float = 1.0) -> float:
+    """PSNR = 10 log10(data_range² / MSE) in dB (eq. 4); identical images give ``PSNR_IDENTICAL_DB``."""
+    err = mse(pred, target, mask)
+    return PSNR_IDENTICAL_DB if err == 0 else float(10.0 * np.log10(data_range**2 / err))
+
+
+def ssim_slices(
+    pred: np.ndarray,
+    target: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    axis: int = 2,
+    window: int = 11,
+    sigma: float = 1.5,
+    data_range: float = 1.0,
+) -> float:
+    """Mean SSIM of the 2D slices along ``axis`` (eq. 5; Gaussian window, population covariances).
+
+    Each slice's SSIM is the mean of its 'valid' SSIM map (the slice less 5 pixels per side for 11 taps), which
+    equals scikit-image's ``structural_similarity(..., gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1)``. With a mask, each slice's map is averaged over the masked
+    pixels only, and slices whose (cropped) mask is empty are skipped; without one every slice counts.
+    """
+    pred = np.asarray(pred, np.float32)
+    target = np.asarray(target, np.float32)
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ValueError(f"SSIM needs two 3D volumes of one shape, got {pred.shape} and {target.shape}")
+    p = torch.from_numpy(np.ascontiguousarray(np.moveaxis(pred, axis, 0)))[:, None]
+    g = torch.from_numpy(np.ascontiguousarray(np.moveaxis(target, axis, 0)))[:, None]
+    kwargs = {"data_range": data_range, "window": window, "sigma": sigma, "reduction": "none"}
+    if mask is None:
+        return float(ssim(p, g, **kwargs).double().mean())
+    m = np.moveaxis(np.asarray(mask, bool), axis, 0)
+    if m.shape != p.shape[0:1] + p.shape[2:]:
+        raise ValueError(f"mask {np.asarray(mask).shape} and images {pred.shape} differ in shape")
+    half = (window - 1) // 2
+    keep = m[:, half : m.shape[1] - half, half : m.shape[2] - half].any(axis=(1, 2))
+    if not keep.any():
+        raise ValueError("the mask is empty inside the SSIM window's valid region of every slice")
+    w = torch.from_numpy(np.ascontiguousarray(m[keep]))[:, None].float()
+    return float(ssim(p[keep], g[keep], mask=w, **kwargs).double().mean())
+
+
+def image_metrics(
+    pred: np.ndarray, target: np.ndarray, masks: Mapping[str, np.ndarray | None], *, axis: int = 2
+) -> dict[str, float]:
+    """Every image metric over every named region, as ``{f"{metric}_{region}": value}``.
+
+    ``masks`` maps region names to boolean masks, ``None`` meaning the whole field of view, e.g.
+    ``{"brain": brain_mask, "fov": None}``.
+    """
+    out: dict[str, float] = {}
+    for region, mask in masks.items():
+        out[f"mae_{region}"] = mae(pred, target, mask)
+        out[f"nmse_{region}"] = nmse(pred, target, mask)
+        out[f"nmse_paper_{region}"] = nmse_paper(pred, target, mask)
+        out[f"psnr_{region}"] = psnr(pred, target, mask)
+        out[f"ssim_{region}"] = ssim_slices(pred, target, mask, axis=axis)
+    return out
