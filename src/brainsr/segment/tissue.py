@@ -1,0 +1,118 @@
+"""Tissue segmentation for the evaluation (paper 3.8.1 and 3.8.3).
+
+Two segmentations, each a Gaussian mixture fitted by expectation-maximisation (scikit-learn), seeded:
+
+- :func:`t1_tissues`: CSF / GM / WM masks from the brain-extracted research T1w (3 classes on T1w intensity,
+  ordered by mean). The paper used FSL FAST for these masks; every method is then judged on the same masks.
+- :func:`multispectral_classes`: the paper's multispectral clustering of FLAIR, T2w and T1w into CSF, veins and
+  sinuses, pial layers / CSF-parenchyma partial volume, and normal tissue (GM and WM). The mixture has more
+  components than classes; each component is named after the class whose prototype (the paper's description of
+  the class contrast, in brain z-score units of (FLAIR, T2w, T1w)) is nearest to the component's mean:
+  CSF hypointense in T1w and FLAIR, hyperintense in T2w; veins and sinuses hypointense in T2w with mid-to-low
+  T1w and FLAIR; pial layers hypointense in T1w, hyperintense in FLAIR and T2w; normal tissue mid-range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+__all__ = ["CLASSES", "PROTOTYPES", "T1_TISSUES", "multispectral_classes", "t1_tissues", "zscore_in"]
+
+#: Multispectral classes (paper 3.8.3): label value -> name. 0 is outside the brain.
+CLASSES: dict[int, str] = {1: "csf", 2: "sinus", 3: "pial", 4: "tissue"}
+#: Class prototypes in (FLAIR, T2w, T1w) z-scores within the brain; the GM and WM prototypes both name "tissue".
+PROTOTYPES: tuple[tuple[str, tuple[float, float, float]], ...] = (
+    ("csf", (-1.5, 1.5, -1.5)),
+    ("sinus", (-1.5, -1.0, -1.5)),
+    ("pial", (0.8, 0.8, -0.8)),
+    ("tissue", (0.5, 0.0, 0.0)),  # grey matter
+    ("tissue", (0.5, -1.0, 1.0)),  # white matter
+)
+#: T1w tissue labels: 1 CSF, 2 GM, 3 WM (0 outside the brain).
+T1_TISSUES: dict[int, str] = {1: "csf", 2: "gm", 3: "wm"}
+
+
+def zscore_in(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(image - mean) / SD with the mean and SD of the voxels inside ``mask`` (float64)."""
+    values = np.asarray(image, np.float64)[mask]
+    sd = values.std()
+    if values.size == 0 or sd == 0:
+        raise ValueError("cannot z-score: the brain mask is empty or the image is constant inside it")
+    return (np.asarray(image, np.float64) - values.mean()) / sd
+
+
+def _sample(n: int, max_samples: int, seed: int) -> np.ndarray:
+    """Indices of at most ``max_samples`` of ``n`` voxels, drawn without replacement with ``seed`` (sorted)."""
+    if n <= max_samples:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))
+
+
+def _check(brain: np.ndarray, images: Mapping[str, np.ndarray]) -> np.ndarray:
+    brain = np.asarray(brain, bool)
+    for name, img in images.items():
+        if np.shape(img) != brain.shape:
+            raise ValueError(f"{name} {np.shape(img)} and the brain mask {brain.shape} differ in shape")
+    if not brain.any():
+        raise ValueError("the brain mask is empty")
+    return brain
+
+
+def t1_tissues(
+    t1: np.ndarray, brain: np.ndarray, *, seed: int = 0, max_samples: int = 200_000, max_iter: int = 200
+) -> np.ndarray:
+    """uint8 labels 1 CSF, 2 GM, 3 WM inside ``brain`` by a 3-class 1D Gaussian mixture on T1w intensity.
+
+    The mixture starts from the 10th, 50th and 90th percentiles of the brain's intensities (deterministic) and
+    is fitted on at most ``max_samples`` brain voxels; components are ordered by mean (T1w: CSF < GM < WM).
+    """
+    brain = _check(brain, {"T1w": t1})
+    x = np.asarray(t1, np.float64)[brain][:, None]
+    fit = x[_sample(x.shape[0], max_samples, seed)]
+    gmm = GaussianMixture(
+        3, covariance_type="full", means_init=np.percentile(fit, [10, 50, 90])[:, None], random_state=seed
+    )
+    gmm.set_params(max_iter=max_iter)
+    gmm.fit(fit)
+    order = np.argsort(gmm.means_[:, 0])
+    rank = np.empty(3, np.uint8)
+    rank[order] = np.arange(1, 4, dtype=np.uint8)
+    labels = np.zeros(brain.shape, np.uint8)
+    labels[brain] = rank[gmm.predict(x)]
+    return labels
+
+
+def multispectral_classes(
+    flair: np.ndarray,
+    t2: np.ndarray,
+    t1: np.ndarray,
+    brain: np.ndarray,
+    *,
+    n_components: int = 8,
+    seed: int = 0,
+    max_samples: int = 200_000,
+    max_iter: int = 200,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """uint8 labels of :data:`CLASSES` inside ``brain`` and the class name given to each mixture component.
+
+    Features are the three sequences z-scored within the brain; a ``n_components`` Gaussian mixture (full
+    covariances, k-means initialisation, ``seed``) is fitted by EM on at most ``max_samples`` brain voxels and
+    every brain voxel takes its most probable component's class (see the module docstring).
+    """
+    brain = _check(brain, {"FLAIR": flair, "T2w": t2, "T1w": t1})
+    feats = np.stack([zscore_in(img, brain)[brain] for img in (flair, t2, t1)], axis=1)
+    fit = feats[_sample(feats.shape[0], max_samples, seed)]
+    gmm = GaussianMixture(n_components, covariance_type="full", random_state=seed, max_iter=max_iter)
+    gmm.fit(fit)
+    names = [name for name, _ in PROTOTYPES]
+    protos = np.array([p for _, p in PROTOTYPES])
+    nearest = np.argmin(((gmm.means_[:, None, :] - protos[None]) ** 2).sum(-1), axis=1)
+    component_class = {k: names[j] for k, j in enumerate(nearest)}
+    value = {name: v for v, name in CLASSES.items()}
+    lut = np.array([value[component_class[k]] for k in range(n_components)], np.uint8)
+    labels = np.zeros(brain.shape, np.uint8)
+    labels[brain] = lut[gmm.predict(feats)]
+    return labels, component_class

@@ -1,0 +1,102 @@
+"""Tests of brainsr.segment: T1w tissue masks, multispectral classes, WMH and the lesion template."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from brainsr.segment import CLASSES, lesion_prior, multispectral_classes, t1_tissues, wmh_mask, zscore_in
+
+
+def test_zscore_in_by_hand():
+    img = np.array([1.0, 3.0, 100.0])
+    mask = np.array([True, True, False])
+    np.testing.assert_allclose(zscore_in(img, mask), [-1.0, 1.0, 98.0])  # mean 2, SD 1
+    with pytest.raises(ValueError, match="constant"):
+        zscore_in(np.ones(3), mask)
+
+
+def test_t1_tissues_orders_classes_by_intensity():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, (20, 20, 20)).astype(np.uint8)  # 0 outside, 1 CSF, 2 GM, 3 WM
+    t1 = np.choose(truth, [0.0, 0.2, 0.5, 0.8]) + 0.02 * rng.standard_normal(truth.shape)
+    labels = t1_tissues(t1, truth > 0, seed=0)
+    np.testing.assert_array_equal(labels, truth)
+    with pytest.raises(ValueError, match="empty"):
+        t1_tissues(t1, np.zeros(t1.shape, bool))
+
+
+def test_multispectral_classes_follow_the_paper_contrasts():
+    """Voxels with the contrasts of paper 3.8.3 get their class (FLAIR, T2w, T1w intensities in [0, 1])."""
+    rng = np.random.default_rng(1)
+    groups = {  # name: (FLAIR, T2w, T1w), count
+        "csf": ((0.1, 0.9, 0.1), 3000),  # hypo T1w and FLAIR, hyper T2w
+        "sinus": ((0.15, 0.2, 0.15), 400),  # hypo T2w, low T1w/FLAIR
+        "pial": ((0.75, 0.75, 0.3), 1500),  # hypo T1w, hyper FLAIR and T2w
+        "gm": ((0.6, 0.5, 0.5), 6000),
+        "wm": ((0.6, 0.3, 0.75), 6000),
+    }
+    truth, seqs = [], []
+    for name, (means, n) in groups.items():
+        truth += [name] * n
+        seqs.append(np.asarray(means) + 0.02 * rng.standard_normal((n, 3)))
+    x = np.concatenate(seqs)
+    shape = (x.shape[0], 1, 1)
+    brain = np.ones(shape, bool)
+    labels, components = multispectral_classes(
+        x[:, 0].reshape(shape), x[:, 1].reshape(shape), x[:, 2].reshape(shape), brain, n_components=5, seed=0
+    )
+    expected = np.array([{"gm": "tissue", "wm": "tissue"}.get(t, t) for t in truth])
+    got = np.array([CLASSES[v] for v in labels.ravel()])
+    assert np.mean(got == expected) > 0.99
+    assert sorted(set(components.values())) == ["csf", "pial", "sinus", "tissue"]
+    # deterministic for a seed
+    again, _ = multispectral_classes(
+        x[:, 0].reshape(shape), x[:, 1].reshape(shape), x[:, 2].reshape(shape), brain, n_components=5, seed=0
+    )
+    np.testing.assert_array_equal(labels, again)
+
+
+def _flair_with_lesions():
+    flair = 0.47 + 0.06 * (np.indices((24, 24, 24)).sum(0) % 2)  # checkerboard 0.47 / 0.53: z about ±0.7
+    brain = np.zeros(flair.shape, bool)
+    brain[2:22, 2:22, 2:22] = True
+    flair[~brain] = 0.0
+    flair[10:13, 10:13, 10:13] = 1.0  # a lesion: 27 voxels
+    flair[13, 10:13, 10:13] = 0.555  # its rim: z between 0.95 and 1.3
+    flair[4:6, 4:6, 4:6] = 1.0  # a hyperintense spot outside the lesion template
+    flair[18, 18, 4] = 0.555  # an isolated mildly bright voxel
+    return flair, brain
+
+
+def test_wmh_mask_by_hand():
+    flair, brain = _flair_with_lesions()
+    z = zscore_in(flair, brain)
+    assert z[11, 11, 11] > 1.3 and 0.95 < z[13, 11, 11] < 1.3 and z[3, 3, 3] < 0.95
+    prior = np.zeros(flair.shape)
+    prior[7:17, 7:17, 7:17] = 1.0  # lesions are plausible only in the central block
+    wmh = wmh_mask(flair, brain, prior, (1.0, 1.0, 1.0))
+    expected = np.zeros(flair.shape, bool)
+    expected[10:13, 10:13, 10:13] = True
+    expected[13, 10:13, 10:13] = True  # rim joins: smoothed candidate >= 0.1 next to the lesion, z >= 0.95
+    np.testing.assert_array_equal(wmh, expected)
+    # without a template the spot at (4:6)^3 is kept; the isolated mild voxel never is (not a candidate nearby)
+    no_prior = wmh_mask(flair, brain, None, (1.0, 1.0, 1.0))
+    assert no_prior[4:6, 4:6, 4:6].all() and not no_prior[18, 18, 4]
+    # a stricter threshold drops the rim: z >= 2 keeps only the lesion core
+    strict = wmh_mask(flair, brain, prior, (1.0, 1.0, 1.0), min_z=2.0)
+    np.testing.assert_array_equal(strict, wmh & (z >= 2.0))
+    with pytest.raises(ValueError, match="one grid"):
+        wmh_mask(flair, brain, prior[:-1], (1.0, 1.0, 1.0))
+
+
+def test_lesion_prior_is_deep_white_matter():
+    wm = np.zeros((30, 30, 30))
+    wm[5:25, 5:25, 5:25] = 0.9
+    prior = lesion_prior(wm, (1.0, 1.0, 1.0), erode_mm=3.0, sigma_mm=1.0)
+    assert prior.max() == pytest.approx(1.0)
+    assert prior[15, 15, 15] == pytest.approx(1.0, abs=1e-6)  # deep inside
+    assert prior[0, 15, 15] < 1e-3  # outside the WM
+    assert prior[15, 15, 15] > prior[6, 15, 15] > prior[2, 15, 15]  # falls off towards the WM edge
+    with pytest.raises(ValueError, match="reaches"):
+        lesion_prior(np.zeros((4, 4, 4)), (1.0, 1.0, 1.0))
