@@ -372,3 +372,19 @@ def test_manual_mask_must_not_be_empty(p1_cohort: Path, tmp_path: Path) -> None:
             )
         assert str(empty) in str(err.value)
         assert not (tmp_path / "b.nii.gz").exists() and not (tmp_path / "m.nii.gz").exists()
+
+
+def test_rescale_percentiles_come_from_the_brain_core() -> None:
+    """A bright rim (fat left by brain extraction) must not set the scale: percentiles in the mask less 2 mm."""
+    data = np.full((9, 9, 9), 100.0)
+    mask = np.zeros(data.shape, bool)
+    mask[1:8, 1:8, 1:8] = True
+    rim = mask & ~np.pad(np.ones((5, 5, 5), bool), 2)
+    data[rim] = 1000.0  # the outer voxel layer of the mask
+    data[4, 4, 4] = 200.0
+    out, info = rescale(data, mask, (0.0, 100.0), core_mm=1.0)
+    # core (distance > 1 mm from outside) = the inner 5^3 block: values 100 .. 200
+    assert info["low"] == 100.0 and info["high"] == 200.0 and info["core_mm"] == 1.0
+    assert out[4, 4, 4] == 1.0 and out[3, 4, 4] == 0.0 and out[1, 4, 4] == 1.0  # rim clipped to 1
+    _, info0 = rescale(data, mask, (0.0, 100.0))
+    assert info0["high"] == 1000.0

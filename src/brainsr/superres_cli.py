@@ -58,7 +58,11 @@ def train_from_spec(
         "sequences": list(spec["sequences"]),
         "grid_shape": list(train[0].x.shape[1:]),
         "grid_affine": train[0].affine.tolist(),
-        "intensity": {"range": [0.0, 1.0], "rescale_percentiles": spec.get("rescale_percentiles")},
+        "intensity": {
+            "range": [0.0, 1.0],
+            "rescale_percentiles": spec.get("rescale_percentiles"),
+            "rescale_core_mm": spec.get("rescale_core_mm"),
+        },
         "train_subjects": [e["subject"] for e in spec["train"]],
         "validation_subjects": [e["subject"] for e in spec["validation"]],
     }

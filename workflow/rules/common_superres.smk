@@ -94,6 +94,7 @@ def train_spec(wildcards):
             "train": entries("train"),
             "validation": entries("validation"),
             "rescale_percentiles": PRE["rescale_percentiles"],
+            "rescale_core_mm": PRE["rescale_core_mm"],
             "threads": SR["threads"],
         },
         sort_keys=True,

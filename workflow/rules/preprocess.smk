@@ -142,6 +142,7 @@ rule preprocess_resample:
         out=lambda wc: _kv({seq: prep_image(wc.subject, wc.session, wc.prep, seq) for seq in SEQS}),
         interpolation=lambda wc: prep_spec(wc.prep)[1],
         percentiles=" ".join(str(p) for p in PRE["rescale_percentiles"]),
+        core_mm=PRE["rescale_core_mm"],
     log:
         log_path("preprocess_resample", subject="{subject}", session="{session}", prep="{prep}"),
     benchmark:
@@ -154,7 +155,7 @@ rule preprocess_resample:
     shell:
         "brainsr preprocess resample --brain {params.brain} --mask {input.mask} --template {input.template} "
         "--xfm-template {input.xfm_template} {params.xfm} --interpolation {params.interpolation} "
-        "--percentiles {params.percentiles} --prep {wildcards.prep} --out {params.out} --out-mask {output.mask} "
+        "--percentiles {params.percentiles} --core-mm {params.core_mm} --prep {wildcards.prep} --out {params.out} --out-mask {output.mask} "
         "> {log} 2>&1"
 
 

@@ -80,6 +80,7 @@ def cmd_resample(args: argparse.Namespace) -> int:
         dict(args.xfm or []),
         interpolation=args.interpolation,
         percentiles=(args.percentiles[0], args.percentiles[1]),
+        core_mm=args.core_mm,
         out_images=dict(args.out),
         out_mask=args.out_mask,
         prep=args.prep,
@@ -180,6 +181,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--xfm", help="sequence -> T1w transform per non-T1w sequence", **kv)
     q.add_argument("--interpolation", required=True)
     q.add_argument("--percentiles", type=float, nargs=2, required=True)
+    q.add_argument("--core-mm", type=float, default=0.0, help="percentiles only deeper than this in the mask")
     q.add_argument("--prep", required=True, help="alignment x variant label")
     q.add_argument("--out", required=True, **kv)
     q.add_argument("--out-mask", required=True)

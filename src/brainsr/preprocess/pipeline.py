@@ -203,6 +203,7 @@ def resample_session(
     *,
     interpolation: str,
     percentiles: tuple[float, float],
+    core_mm: float = 0.0,
     out_images: Mapping[str, str],
     out_mask: str,
     prep: str,
@@ -216,7 +217,8 @@ def resample_session(
     for seq, path in brains.items():
         chain = [xfm_template] + ([] if seq == REFERENCE else [xfm_to_reference[seq]])
         moved = resample(load_checked(path), grid, chain, interpolation)
-        data, scale = rescale(np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles)
+        zooms = tuple(float(z) for z in grid.header.get_zooms()[:3])
+        data, scale = rescale(np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles, core_mm, zooms)
         atomic_save_nifti(nib.Nifti1Image(data, grid.affine), out_images[seq])
         _sidecar(
             Path(str(out_images[seq]).removesuffix(".nii.gz")).with_suffix(".json"),

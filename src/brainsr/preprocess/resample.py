@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from brainsr.preprocess.images import scoped_tmpdir, to_ants
 
-__all__ = ["INTERPOLATIONS", "resample", "rescale", "robust_range"]
+__all__ = ["INTERPOLATIONS", "brain_core", "resample", "rescale", "robust_range"]
 
 #: Interpolation names used in the config -> ANTs interpolators.
 INTERPOLATIONS = {
@@ -51,6 +52,19 @@ def resample(
     return nib.Nifti1Image(out.numpy().astype(np.float32), reference.affine)
 
 
+def brain_core(mask: np.ndarray, core_mm: float, zooms: tuple[float, ...] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """``mask`` less its outer ``core_mm`` (voxels farther than ``core_mm`` from outside); ``mask`` if that is empty.
+
+    Brain extraction leaves a rim of scalp fat or diploe inside the mask in some scans: far brighter than brain on
+    T1w, it decides the high percentiles of the whole mask. The core excludes it.
+    """
+    mask = np.asarray(mask, bool)
+    if core_mm <= 0:
+        return mask
+    core = ndimage.distance_transform_edt(mask, sampling=zooms) > core_mm
+    return core if core.any() else mask
+
+
 def robust_range(data: np.ndarray, mask: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
     """Intensities at the given percentiles inside ``mask``."""
     values = data[mask]
@@ -60,10 +74,21 @@ def robust_range(data: np.ndarray, mask: np.ndarray, percentiles: tuple[float, f
     return float(lo), float(hi)
 
 
-def rescale(data: np.ndarray, mask: np.ndarray, percentiles: tuple[float, float]) -> tuple[np.ndarray, dict]:
-    """Mask and rescale linearly so the low/high in-mask percentiles map to 0/1, clipping outliers."""
-    lo, hi = robust_range(data, mask, percentiles)
+def rescale(
+    data: np.ndarray,
+    mask: np.ndarray,
+    percentiles: tuple[float, float],
+    core_mm: float = 0.0,
+    zooms: tuple[float, ...] = (1.0, 1.0, 1.0),
+) -> tuple[np.ndarray, dict]:
+    """Mask and rescale linearly (paper 3.1) so that the low/high percentiles map to 0/1, clipping outliers.
+
+    The percentiles are taken in the brain core (:func:`brain_core`, the mask less its outer ``core_mm``), so
+    that a rim of non-brain tissue left by brain extraction does not set the scale of the brain.
+    """
+    lo, hi = robust_range(data, brain_core(mask, core_mm, zooms), percentiles)
     if hi <= lo:
         raise ValueError(f"cannot rescale: in-mask intensity range is empty ({lo} .. {hi})")
     out = np.clip((data - lo) / (hi - lo), 0.0, 1.0) * mask
-    return out.astype(np.float32), {"percentiles": list(percentiles), "low": lo, "high": hi}
+    info = {"percentiles": list(percentiles), "core_mm": core_mm, "low": lo, "high": hi}
+    return out.astype(np.float32), info
