@@ -167,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_superres(sub)
 
+    from brainsr.metrics.commands import add_parser as add_evaluate
+    from brainsr.segment.commands import add_parser as add_segment
+
+    add_evaluate(sub)
+    add_segment(sub)
+
     q = sub.add_parser("validate-config", help="validate config files and print them with defaults filled in")
     q.add_argument("configfile", nargs="+", type=Path)
     q.set_defaults(func=cmd_validate_config)

@@ -103,7 +103,8 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _kv(items: list[str] | None, option: str) -> dict[str, str]:
+def key_value_pairs(items: list[str] | None, option: str) -> dict[str, str]:
+    """Parse repeated ``KEY=VALUE`` command-line items into a dict; a malformed item names its option."""
     out: dict[str, str] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -124,7 +125,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
 def _infer(args: argparse.Namespace) -> int:
     from brainsr.infer.commands import infer_scan
 
-    images, out = _kv(args.image, "--image"), _kv(args.out, "--out")
+    images, out = key_value_pairs(args.image, "--image"), key_value_pairs(args.out, "--out")
     if set(images) != set(out):
         raise ValueError(f"--image sequences {sorted(images)} and --out sequences {sorted(out)} differ")
     native = args.native_json or None
@@ -135,9 +136,9 @@ def _infer(args: argparse.Namespace) -> int:
         mask=args.mask,
         expect={"prep": args.expect_prep} if args.expect_prep else None,
         native=native,
-        out_native=_kv(args.out_native, "--out-native") or None,
+        out_native=key_value_pairs(args.out_native, "--out-native") or None,
         explain=args.explain,
-        target=_kv(args.target, "--target") or None,
+        target=key_value_pairs(args.target, "--target") or None,
         device=args.device,
         batch_size=args.batch_size,
         precision=args.precision,

@@ -66,16 +66,13 @@ def t1_tissues(
 ) -> np.ndarray:
     """uint8 labels 1 CSF, 2 GM, 3 WM inside ``brain`` by a 3-class 1D Gaussian mixture on T1w intensity.
 
-    The mixture starts from the 10th, 50th and 90th percentiles of the brain's intensities (deterministic) and
-    is fitted on at most ``max_samples`` brain voxels; components are ordered by mean (T1w: CSF < GM < WM).
+    The mixture starts from a seeded k-means and is fitted on at most ``max_samples`` brain voxels; components
+    are ordered by mean (T1w: CSF < GM < WM).
     """
     brain = _check(brain, {"T1w": t1})
     x = np.asarray(t1, np.float64)[brain][:, None]
     fit = x[_sample(x.shape[0], max_samples, seed)]
-    gmm = GaussianMixture(
-        3, covariance_type="full", means_init=np.percentile(fit, [10, 50, 90])[:, None], random_state=seed
-    )
-    gmm.set_params(max_iter=max_iter)
+    gmm = GaussianMixture(3, covariance_type="full", random_state=seed, max_iter=max_iter)
     gmm.fit(fit)
     order = np.argsort(gmm.means_[:, 0])
     rank = np.empty(3, np.uint8)

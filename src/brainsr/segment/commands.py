@@ -1,0 +1,145 @@
+"""``brainsr segment``: evaluation segmentations of one scan set (paper 3.8.1, 3.8.3) for the workflow rules.
+
+- ``tissues``: CSF/GM/WM labels from the research T1w (the masks every method's quality metrics use);
+- ``classes``: the multispectral classes + WMH of one scan set (research, upsampled or interpolated) as one
+  label image (1 CSF, 2 veins/sinuses, 3 pial layers, 4 normal tissue, 5 WMH) and a JSON of volumes in ml;
+- ``prior``: the lesion-distribution template on the analysis grid, from nilearn's MNI152 WM probability map.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from brainsr.io import atomic_save_nifti, atomic_write_text
+from brainsr.metrics.agreement import volume_ml
+from brainsr.preprocess.images import load_checked
+from brainsr.segment.tissue import CLASSES, T1_TISSUES, multispectral_classes, t1_tissues
+from brainsr.segment.wmh import lesion_prior, wmh_mask
+
+__all__ = ["LABELS", "add_parser", "segment_classes", "template_lesion_prior"]
+
+#: Labels of the ``classes`` image: the multispectral classes, with WMH (5) written over them.
+LABELS: dict[int, str] = {**CLASSES, 5: "wmh"}
+_SEQUENCES = ("FLAIR", "T2w", "T1w")
+
+
+def _load_on(path: str, ref: nib.Nifti1Image | None = None) -> nib.Nifti1Image:
+    img = load_checked(path)
+    if ref is not None and (img.shape != ref.shape or not np.allclose(img.affine, ref.affine, atol=1e-3)):
+        raise ValueError(f"{path}: grid {img.shape} differs from the brain mask's {ref.shape}")
+    return img
+
+
+def _brain(path: str) -> tuple[np.ndarray, nib.Nifti1Image]:
+    img = load_checked(path)
+    brain = np.asarray(img.dataobj) > 0.5
+    if not brain.any():
+        raise ValueError(f"{path}: the brain mask is empty")
+    return brain, img
+
+
+def _zooms(img: nib.Nifti1Image) -> tuple[float, float, float]:
+    return tuple(float(z) for z in img.header.get_zooms()[:3])
+
+
+def _volumes(labels: np.ndarray, names: Mapping[int, str], zooms: tuple[float, ...]) -> dict[str, float]:
+    out = {f"{name}_ml": volume_ml(labels == value, zooms) for value, name in names.items()}
+    out["brain_ml"] = volume_ml(labels > 0, zooms)
+    return out
+
+
+def segment_tissues(t1: str, mask: str, out: str, seed: int = 0) -> dict[str, float]:
+    """CSF/GM/WM labels of a brain-extracted T1w; returns their volumes in ml."""
+    brain, ref = _brain(mask)
+    img = _load_on(t1, ref)
+    labels = t1_tissues(np.asarray(img.dataobj), brain, seed=seed)
+    atomic_save_nifti(nib.Nifti1Image(labels, ref.affine), out)
+    return _volumes(labels, T1_TISSUES, _zooms(ref))
+
+
+def segment_classes(
+    images: Mapping[str, str], mask: str, prior: str | None, out: str, *, seed: int = 0, wmh: Mapping | None = None
+) -> dict[str, float]:
+    """Multispectral classes and WMH of one scan set on one grid (paper 3.8.3); returns volumes in ml."""
+    missing = set(_SEQUENCES) - set(images)
+    if missing:
+        raise ValueError(f"segmentation needs {list(_SEQUENCES)}; missing {sorted(missing)}")
+    brain, ref = _brain(mask)
+    data = {seq: np.asarray(_load_on(images[seq], ref).dataobj) for seq in _SEQUENCES}
+    labels, _ = multispectral_classes(data["FLAIR"], data["T2w"], data["T1w"], brain, seed=seed)
+    pri = np.asarray(_load_on(prior, ref).dataobj) if prior else None
+    lesions = wmh_mask(data["FLAIR"], brain, pri, _zooms(ref), **dict(wmh or {}))
+    labels[lesions] = 5
+    atomic_save_nifti(nib.Nifti1Image(labels, ref.affine), out)
+    return _volumes(labels, LABELS, _zooms(ref))
+
+
+def template_lesion_prior(grid: str, out: str, **kwargs: float) -> None:
+    """Lesion-distribution template (:func:`lesion_prior`) from nilearn's MNI152 WM map, on ``grid``'s voxels."""
+    from nilearn import datasets
+
+    from brainsr.preprocess.template import resample_to_grid
+
+    ref = load_checked(grid)
+    wm = datasets.load_mni152_wm_template(resolution=1)
+    wm = nib.Nifti1Image(np.asarray(wm.dataobj, np.float32), wm.affine)
+    on_grid = np.asarray(resample_to_grid(wm, ref.affine, ref.shape, order=1).dataobj)
+    atomic_save_nifti(nib.Nifti1Image(lesion_prior(on_grid, _zooms(ref), **kwargs), ref.affine), out)
+
+
+def _write_json(result: dict, path: str | None) -> None:
+    if path:
+        atomic_write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", path)
+
+
+def cmd_tissues(args: argparse.Namespace) -> int:
+    _write_json(segment_tissues(args.t1, args.mask, args.out, seed=args.seed), args.out_json)
+    return 0
+
+
+def cmd_classes(args: argparse.Namespace) -> int:
+    from brainsr.superres_cli import key_value_pairs
+
+    images = key_value_pairs(args.image, "--image")
+    result = segment_classes(images, args.mask, args.prior, args.out, seed=args.seed, wmh=args.wmh_json or {})
+    _write_json(result, args.out_json)
+    return 0
+
+
+def cmd_prior(args: argparse.Namespace) -> int:
+    template_lesion_prior(args.grid, args.out)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``brainsr segment tissues|classes|prior``."""
+    from brainsr.cli import _json_arg
+
+    seg = sub.add_parser("segment", help="evaluation segmentations (paper 3.8.3)")
+    seg_sub = seg.add_subparsers(dest="what", required=True, metavar="WHAT")
+    q = seg_sub.add_parser("tissues", help="CSF/GM/WM labels of a brain-extracted T1w (Gaussian mixture)")
+    q.add_argument("--t1", required=True)
+    q.add_argument("--mask", required=True)
+    q.add_argument("--out", required=True, type=Path)
+    q.add_argument("--out-json", type=Path)
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_tissues)
+    q = seg_sub.add_parser("classes", help="CSF, veins/sinuses, pial layers, normal tissue and WMH of a scan set")
+    q.add_argument("--image", nargs="+", required=True, metavar="SEQ=PATH", help="FLAIR, T2w and T1w")
+    q.add_argument("--mask", required=True)
+    q.add_argument("--prior", help="lesion-distribution template on the same grid")
+    q.add_argument("--wmh-json", type=_json_arg, help="WMH parameters (k_sd, prior_min, sigma_mm, min_smoothed, min_z)")
+    q.add_argument("--out", required=True, type=Path)
+    q.add_argument("--out-json", type=Path)
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_classes)
+    q = seg_sub.add_parser("prior", help="lesion-distribution template on the analysis grid")
+    q.add_argument("--grid", required=True, help="an image on the analysis grid (the template)")
+    q.add_argument("--out", required=True, type=Path)
+    q.set_defaults(func=cmd_prior)
