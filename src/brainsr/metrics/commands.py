@@ -13,23 +13,10 @@ from brainsr.data.volumes import AXES
 from brainsr.io import atomic_write_text
 from brainsr.metrics.image import IMAGE_METRICS, image_metrics
 from brainsr.metrics.quality import quality_metrics
-from brainsr.preprocess.images import load_checked
+from brainsr.preprocess.images import load_mask, load_on_grid, zooms_mm
 from brainsr.segment.tissue import T1_TISSUES
 
 __all__ = ["add_parser", "evaluate_images", "evaluate_quality"]
-
-
-def _same_grid(path: str, ref_path: str, img: object, ref: object) -> None:
-    if img.shape != ref.shape or not np.allclose(img.affine, ref.affine, atol=1e-3):
-        raise ValueError(f"{path}: grid {img.shape} differs from {ref_path} {ref.shape} (not on one analysis grid)")
-
-
-def _mask(path: str) -> tuple[np.ndarray, object]:
-    img = load_checked(path)
-    mask = np.asarray(img.dataobj) > 0.5
-    if not mask.any():
-        raise ValueError(f"{path}: the brain mask is empty")
-    return mask, img
 
 
 def evaluate_images(
@@ -41,12 +28,11 @@ def evaluate_images(
     """
     if set(method) != set(research):
         raise ValueError(f"method sequences {sorted(method)} and research sequences {sorted(research)} differ")
-    brain, mask_img = _mask(mask)
+    brain, mask_img = load_mask(mask)
     out: dict[str, dict[str, float]] = {}
     for seq in method:
-        pred_img, ref_img = load_checked(method[seq]), load_checked(research[seq])
-        _same_grid(method[seq], mask, pred_img, mask_img)
-        _same_grid(research[seq], mask, ref_img, mask_img)
+        pred_img = load_on_grid(method[seq], mask_img, mask)
+        ref_img = load_on_grid(research[seq], mask_img, mask)
         regions = {"brain": brain, "fov": None}
         out[seq] = image_metrics(np.asarray(pred_img.dataobj), np.asarray(ref_img.dataobj), regions, axis=AXES[axis])
     keys = next(iter(out.values())).keys()
@@ -56,17 +42,14 @@ def evaluate_images(
 
 def evaluate_quality(images: Mapping[str, str], tissues: str, mask: str) -> dict[str, dict[str, float]]:
     """Quality metrics of each image with the CSF/GM/WM labels of ``tissues`` (1/2/3, :data:`T1_TISSUES`)."""
-    brain, mask_img = _mask(mask)
-    lab_img = load_checked(tissues)
-    _same_grid(tissues, mask, lab_img, mask_img)
+    brain, mask_img = load_mask(mask)
+    lab_img = load_on_grid(tissues, mask_img, mask)
     labels = np.rint(np.asarray(lab_img.dataobj)).astype(int)
     masks = {name: labels == value for value, name in T1_TISSUES.items()}
     out = {}
     for name, path in images.items():
-        img = load_checked(path)
-        _same_grid(path, mask, img, mask_img)
-        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-        out[name] = quality_metrics(np.asarray(img.dataobj), masks, brain, zooms)
+        img = load_on_grid(path, mask_img, mask)
+        out[name] = quality_metrics(np.asarray(img.dataobj), masks, brain, zooms_mm(img))
     return out
 
 

@@ -17,7 +17,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-__all__ = ["ImageInputError", "check_array", "load_checked", "scoped_tmpdir", "to_ants"]
+__all__ = [
+    "ImageInputError",
+    "check_array",
+    "load_checked",
+    "load_mask",
+    "load_on_grid",
+    "scoped_tmpdir",
+    "to_ants",
+    "zooms_mm",
+]
 
 #: Largest tolerated shear of a voxel-to-world affine (off-diagonal of the normalised Gram matrix).
 MAX_SHEAR = 0.05
@@ -96,6 +105,28 @@ def load_checked(path: str | os.PathLike) -> nib.Nifti1Image:
     affine = img.affine
     _check_affine(affine, path)
     return nib.Nifti1Image(data, affine)
+
+
+def zooms_mm(img: nib.Nifti1Image) -> tuple[float, float, float]:
+    """Voxel sizes (mm) of the first three axes."""
+    return tuple(float(z) for z in img.header.get_zooms()[:3])
+
+
+def load_on_grid(path: str | os.PathLike, ref: nib.Nifti1Image, ref_name: str | os.PathLike) -> nib.Nifti1Image:
+    """:func:`load_checked`, then an :class:`ImageInputError` unless the image is on ``ref``'s grid."""
+    img = load_checked(path)
+    if img.shape != ref.shape or not np.allclose(img.affine, ref.affine, atol=1e-3):
+        raise ImageInputError(path, f"grid {img.shape} differs from {ref_name} {ref.shape} (not on one analysis grid)")
+    return img
+
+
+def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, nib.Nifti1Image]:
+    """A brain mask (voxels > 0.5) and its image; an :class:`ImageInputError` if it is empty."""
+    img = load_checked(path)
+    mask = np.asarray(img.dataobj) > 0.5
+    if not mask.any():
+        raise ImageInputError(path, "the brain mask is empty")
+    return mask, img
 
 
 def to_ants(img: nib.Nifti1Image) -> object:

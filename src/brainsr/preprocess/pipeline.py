@@ -21,7 +21,7 @@ import numpy as np
 from brainsr import __version__
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.preprocess.bias import correct_bias
-from brainsr.preprocess.images import ImageInputError, load_checked, scoped_tmpdir
+from brainsr.preprocess.images import ImageInputError, load_checked, scoped_tmpdir, zooms_mm
 from brainsr.preprocess.register import invert_linear, register_linear, register_warp
 from brainsr.preprocess.resample import resample, rescale
 from brainsr.preprocess.template import iso_grid, resample_to_grid
@@ -217,8 +217,9 @@ def resample_session(
     for seq, path in brains.items():
         chain = [xfm_template] + ([] if seq == REFERENCE else [xfm_to_reference[seq]])
         moved = resample(load_checked(path), grid, chain, interpolation)
-        zooms = tuple(float(z) for z in grid.header.get_zooms()[:3])
-        data, scale = rescale(np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles, core_mm, zooms)
+        data, scale = rescale(
+            np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles, core_mm, zooms_mm(grid)
+        )
         atomic_save_nifti(nib.Nifti1Image(data, grid.affine), out_images[seq])
         _sidecar(
             Path(str(out_images[seq]).removesuffix(".nii.gz")).with_suffix(".json"),

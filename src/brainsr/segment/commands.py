@@ -18,7 +18,7 @@ import numpy as np
 
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.metrics.agreement import volume_ml
-from brainsr.preprocess.images import load_checked
+from brainsr.preprocess.images import load_checked, load_mask, load_on_grid, zooms_mm
 from brainsr.segment.tissue import CLASSES, T1_TISSUES, multispectral_classes, t1_tissues
 from brainsr.segment.wmh import lesion_prior, wmh_mask
 
@@ -29,25 +29,6 @@ LABELS: dict[int, str] = {**CLASSES, 5: "wmh"}
 _SEQUENCES = ("FLAIR", "T2w", "T1w")
 
 
-def _load_on(path: str, ref: nib.Nifti1Image | None = None) -> nib.Nifti1Image:
-    img = load_checked(path)
-    if ref is not None and (img.shape != ref.shape or not np.allclose(img.affine, ref.affine, atol=1e-3)):
-        raise ValueError(f"{path}: grid {img.shape} differs from the brain mask's {ref.shape}")
-    return img
-
-
-def _brain(path: str) -> tuple[np.ndarray, nib.Nifti1Image]:
-    img = load_checked(path)
-    brain = np.asarray(img.dataobj) > 0.5
-    if not brain.any():
-        raise ValueError(f"{path}: the brain mask is empty")
-    return brain, img
-
-
-def _zooms(img: nib.Nifti1Image) -> tuple[float, float, float]:
-    return tuple(float(z) for z in img.header.get_zooms()[:3])
-
-
 def _volumes(labels: np.ndarray, names: Mapping[int, str], zooms: tuple[float, ...]) -> dict[str, float]:
     out = {f"{name}_ml": volume_ml(labels == value, zooms) for value, name in names.items()}
     out["brain_ml"] = volume_ml(labels > 0, zooms)
@@ -56,11 +37,11 @@ def _volumes(labels: np.ndarray, names: Mapping[int, str], zooms: tuple[float, .
 
 def segment_tissues(t1: str, mask: str, out: str, seed: int = 0) -> dict[str, float]:
     """CSF/GM/WM labels of a brain-extracted T1w; returns their volumes in ml."""
-    brain, ref = _brain(mask)
-    img = _load_on(t1, ref)
+    brain, ref = load_mask(mask)
+    img = load_on_grid(t1, ref, mask)
     labels = t1_tissues(np.asarray(img.dataobj), brain, seed=seed)
     atomic_save_nifti(nib.Nifti1Image(labels, ref.affine), out)
-    return _volumes(labels, T1_TISSUES, _zooms(ref))
+    return _volumes(labels, T1_TISSUES, zooms_mm(ref))
 
 
 def segment_classes(
@@ -70,14 +51,14 @@ def segment_classes(
     missing = set(_SEQUENCES) - set(images)
     if missing:
         raise ValueError(f"segmentation needs {list(_SEQUENCES)}; missing {sorted(missing)}")
-    brain, ref = _brain(mask)
-    data = {seq: np.asarray(_load_on(images[seq], ref).dataobj) for seq in _SEQUENCES}
+    brain, ref = load_mask(mask)
+    data = {seq: np.asarray(load_on_grid(images[seq], ref, mask).dataobj) for seq in _SEQUENCES}
     labels, _ = multispectral_classes(data["FLAIR"], data["T2w"], data["T1w"], brain, seed=seed)
-    pri = np.asarray(_load_on(prior, ref).dataobj) if prior else None
-    lesions = wmh_mask(data["FLAIR"], brain, pri, _zooms(ref), **dict(wmh or {}))
+    pri = np.asarray(load_on_grid(prior, ref, mask).dataobj) if prior else None
+    lesions = wmh_mask(data["FLAIR"], brain, pri, zooms_mm(ref), **dict(wmh or {}))
     labels[lesions] = 5
     atomic_save_nifti(nib.Nifti1Image(labels, ref.affine), out)
-    return _volumes(labels, LABELS, _zooms(ref))
+    return _volumes(labels, LABELS, zooms_mm(ref))
 
 
 def template_lesion_prior(grid: str, out: str, **kwargs: float) -> None:
@@ -90,7 +71,7 @@ def template_lesion_prior(grid: str, out: str, **kwargs: float) -> None:
     wm = datasets.load_mni152_wm_template(resolution=1)
     wm = nib.Nifti1Image(np.asarray(wm.dataobj, np.float32), wm.affine)
     on_grid = np.asarray(resample_to_grid(wm, ref.affine, ref.shape, order=1).dataobj)
-    atomic_save_nifti(nib.Nifti1Image(lesion_prior(on_grid, _zooms(ref), **kwargs), ref.affine), out)
+    atomic_save_nifti(nib.Nifti1Image(lesion_prior(on_grid, zooms_mm(ref), **kwargs), ref.affine), out)
 
 
 def _write_json(result: dict, path: str | None) -> None:

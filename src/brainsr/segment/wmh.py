@@ -66,12 +66,8 @@ def wmh_mask(
     if np.shape(flair) != brain.shape or (prior is not None and np.shape(prior) != brain.shape):
         raise ValueError("FLAIR, brain mask and lesion template must share one grid")
     z = zscore_in(flair, brain)
-    candidates = brain & (z > k_sd)
-    if prior is not None:
-        candidates &= np.asarray(prior) >= prior_min
+    allowed = brain if prior is None else brain & (np.asarray(prior) >= prior_min)
+    candidates = allowed & (z > k_sd)
     sigma = sigma_mm / np.asarray(zooms, float)
     smoothed = ndi.gaussian_filter(candidates.astype(np.float64), sigma=sigma)
-    keep = brain & (smoothed >= min_smoothed) & (z >= min_z)
-    if prior is not None:
-        keep &= np.asarray(prior) >= prior_min
-    return keep
+    return allowed & (smoothed >= min_smoothed) & (z >= min_z)
