@@ -168,10 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_superres(sub)
 
     from brainsr.metrics.commands import add_parser as add_evaluate
+    from brainsr.report.commands import add_parser as add_report
     from brainsr.segment.commands import add_parser as add_segment
 
     add_evaluate(sub)
     add_segment(sub)
+    add_report(sub)
 
     q = sub.add_parser("validate-config", help="validate config files and print them with defaults filled in")
     q.add_argument("configfile", nargs="+", type=Path)

@@ -11,12 +11,13 @@ import numpy as np
 
 from brainsr.data.volumes import AXES
 from brainsr.io import atomic_write_text
+from brainsr.metrics.agreement import overlap_metrics
 from brainsr.metrics.image import IMAGE_METRICS, image_metrics
 from brainsr.metrics.quality import quality_metrics
-from brainsr.preprocess.images import load_mask, load_on_grid, zooms_mm
+from brainsr.preprocess.images import load_checked, load_mask, load_on_grid, zooms_mm
 from brainsr.segment.tissue import T1_TISSUES
 
-__all__ = ["add_parser", "evaluate_images", "evaluate_quality"]
+__all__ = ["add_parser", "evaluate_agreement", "evaluate_images", "evaluate_quality", "read_lookup"]
 
 
 def evaluate_images(
@@ -53,6 +54,51 @@ def evaluate_quality(images: Mapping[str, str], tissues: str, mask: str) -> dict
     return out
 
 
+def read_lookup(path: str) -> dict[str, int]:
+    """``{name: index}`` of a BIDS dseg lookup table (``index`` and ``name`` columns)."""
+    import pandas as pd
+
+    table = pd.read_csv(path, sep="\t")
+    if not {"index", "name"} <= set(table.columns):
+        raise ValueError(f"{path}: a dseg lookup needs 'index' and 'name' columns, has {list(table.columns)}")
+    return {str(n): int(i) for n, i in zip(table["name"], table["index"], strict=True)}
+
+
+def evaluate_agreement(
+    seg: str, reference: str | None = None, truth: str | None = None, lookup: str | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Overlap of each evaluated class of ``seg`` with the research scan's segmentation and/or the ground truth.
+
+    Both label images are judged inside the union of their brains (label > 0), so that the true-negative fraction
+    counts brain voxels, not the empty field of view (Tables S3-S6). The ground truth (``truth``, named by the
+    ``lookup`` table) may be on a finer grid of the same space: it is resampled by nearest neighbour.
+    Returns ``{"research": {class: metrics}, "truth": {class: metrics}}`` for the references given.
+    """
+    from brainsr.preprocess.template import resample_to_grid
+    from brainsr.segment.commands import class_masks, truth_masks
+
+    img = load_checked(seg)
+    labels = np.rint(np.asarray(img.dataobj)).astype(int)
+    masks = class_masks(labels)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    if reference:
+        ref = np.rint(np.asarray(load_on_grid(reference, img, seg).dataobj)).astype(int)
+        region = (labels > 0) | (ref > 0)
+        out["research"] = {k: overlap_metrics(masks[k], m, region) for k, m in class_masks(ref).items()}
+    if truth:
+        if not lookup:
+            raise ValueError("agreement with the ground truth needs its lookup table")
+        gt_img = load_checked(truth)
+        gt = resample_to_grid(gt_img, img.affine, img.shape, order=0, smooth=False)
+        gt_labels = np.rint(np.asarray(gt.dataobj)).astype(int)
+        gt_masks = truth_masks(gt_labels, read_lookup(lookup))
+        region = (labels > 0) | np.any(list(gt_masks.values()), axis=0)
+        out["truth"] = {k: overlap_metrics(masks[k], m, region) for k, m in gt_masks.items()}
+    if not out:
+        raise ValueError("agreement needs a research segmentation, a ground truth, or both")
+    return out
+
+
 def _write(result: dict, path: str) -> None:
     atomic_write_text(json.dumps(result, indent=2, sort_keys=True, allow_nan=True) + "\n", path)
 
@@ -74,8 +120,13 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agreement(args: argparse.Namespace) -> int:
+    _write(evaluate_agreement(args.seg, args.reference, args.truth, args.lookup), args.out)
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``brainsr evaluate image`` and ``brainsr evaluate quality``."""
+    """Register ``brainsr evaluate image|quality|agreement``."""
     ev = sub.add_parser("evaluate", help="image similarity and quality metrics of one scan set (paper 3.8.1)")
     ev_sub = ev.add_subparsers(dest="what", required=True, metavar="WHAT")
     q = ev_sub.add_parser("image", help="MAE, NMSE, PSNR, SSIM of a method's scans against the research scans")
@@ -91,3 +142,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--mask", required=True)
     q.add_argument("--out", required=True, type=Path)
     q.set_defaults(func=cmd_quality)
+    q = ev_sub.add_parser("agreement", help="Dice, Jaccard, TPF, TNF, PPV of a segmentation per class")
+    q.add_argument("--seg", required=True, help="classes image (brainsr segment classes) judged")
+    q.add_argument("--reference", help="the research scan's classes image on the same grid")
+    q.add_argument("--truth", help="ground-truth tissue labels in the same space (any grid)")
+    q.add_argument("--lookup", help="the ground truth's dseg lookup TSV (index, name)")
+    q.add_argument("--out", required=True, type=Path)
+    q.set_defaults(func=cmd_agreement)

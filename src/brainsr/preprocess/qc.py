@@ -34,6 +34,8 @@ __all__ = [
     "bias_variation",
     "brain_points",
     "dice",
+    "display_window",
+    "orthogonal_slices",
     "read_pose",
     "session_accuracy",
     "summarise_accuracy",
@@ -186,13 +188,14 @@ def alignment_quality(
 
 
 # ------------------------------------------------------------------------------------------------ figure
-def _window(data: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+def display_window(data: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Grey-level window (1st-99.5th percentile inside the mask) for displaying an image."""
     vals = data[mask] if mask.any() else data.ravel()
     lo, hi = np.percentile(vals, [1, 99.5]) if vals.size else (0.0, 1.0)
     return float(lo), float(hi if hi > lo else lo + 1)
 
 
-def _slices(data: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
+def orthogonal_slices(data: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
     """Axial, coronal and sagittal slices of a RAS-oriented volume, transposed for ``origin='lower'`` display."""
     i, j, k = centre
     return [data[:, :, k].T, data[:, j, :].T, data[i, :, :].T]
@@ -226,8 +229,8 @@ def alignment_figure(
     t, m = _data(template), _data(mask) > 0.5
     centre = tuple(round(float(c)) for c in (ndi.center_of_mass(m) if m.any() else np.array(m.shape) / 2))
     aspects = [zooms[1] / zooms[0], zooms[2] / zooms[0], zooms[2] / zooms[1]]
-    t_edges = [_edges(s) for s in _slices(t, centre)]
-    m_slices = _slices(m.astype(float), centre)
+    t_edges = [_edges(s) for s in orthogonal_slices(t, centre)]
+    m_slices = orthogonal_slices(m.astype(float), centre)
     views = ("axial", "coronal", "sagittal")
 
     nrow = len(canon)
@@ -235,8 +238,8 @@ def alignment_figure(
     axes = fig.subplots(nrow, 3, squeeze=False)
     for r, (name, img) in enumerate(canon.items()):
         d = _data(img)
-        lo, hi = _window(d, m)
-        for c, s in enumerate(_slices(d, centre)):
+        lo, hi = display_window(d, m)
+        for c, s in enumerate(orthogonal_slices(d, centre)):
             ax = axes[r, c]
             ax.imshow(s, cmap="gray", vmin=lo, vmax=hi, origin="lower", aspect=aspects[c], interpolation="nearest")
             overlay = np.zeros((*t_edges[c].shape, 4))

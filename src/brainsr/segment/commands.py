@@ -22,10 +22,45 @@ from brainsr.preprocess.images import load_checked, load_mask, load_on_grid, zoo
 from brainsr.segment.tissue import CLASSES, T1_TISSUES, multispectral_classes, t1_tissues
 from brainsr.segment.wmh import lesion_prior, wmh_mask
 
-__all__ = ["LABELS", "add_parser", "segment_classes", "template_lesion_prior"]
+__all__ = [
+    "CLASS_LABELS",
+    "LABELS",
+    "TRUTH_CLASSES",
+    "add_parser",
+    "class_masks",
+    "segment_classes",
+    "template_lesion_prior",
+    "truth_masks",
+]
 
 #: Labels of the ``classes`` image: the multispectral classes, with WMH (5) written over them.
 LABELS: dict[int, str] = {**CLASSES, 5: "wmh"}
+#: The evaluated classes (Tables S3-S6, Fig. 10) as label sets of the ``classes`` image; WMH is normal-appearing
+#: tissue's hyperintense part, so ``tissue`` includes it.
+CLASS_LABELS: dict[str, tuple[int, ...]] = {"csf": (1,), "sinus": (2,), "pial": (3,), "tissue": (4, 5), "wmh": (5,)}
+#: The same classes as names in the synthetic cohort's ground-truth lookup (``desc-tissue_dseg.tsv``).
+TRUTH_CLASSES: dict[str, tuple[str, ...]] = {
+    "csf": ("csf",),
+    "sinus": ("sinus",),
+    "pial": ("pial",),
+    "tissue": ("gm", "wm", "deep_gm", "wmh", "stroke"),
+    "wmh": ("wmh",),
+}
+
+
+def class_masks(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Binary mask of each evaluated class (:data:`CLASS_LABELS`) of a ``classes`` label image."""
+    return {name: np.isin(labels, values) for name, values in CLASS_LABELS.items()}
+
+
+def truth_masks(labels: np.ndarray, lookup: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Binary mask of each evaluated class in a ground-truth label image, by the lookup's ``{name: index}``."""
+    missing = sorted({n for names in TRUTH_CLASSES.values() for n in names} - set(lookup))
+    if missing:
+        raise ValueError(f"the ground-truth lookup has no label named {missing}")
+    return {name: np.isin(labels, [lookup[n] for n in names]) for name, names in TRUTH_CLASSES.items()}
+
+
 _SEQUENCES = ("FLAIR", "T2w", "T1w")
 
 
@@ -94,7 +129,7 @@ def cmd_classes(args: argparse.Namespace) -> int:
 
 
 def cmd_prior(args: argparse.Namespace) -> int:
-    template_lesion_prior(args.grid, args.out)
+    template_lesion_prior(args.grid, args.out, **(args.params_json or {}))
     return 0
 
 
@@ -122,5 +157,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_classes)
     q = seg_sub.add_parser("prior", help="lesion-distribution template on the analysis grid")
     q.add_argument("--grid", required=True, help="an image on the analysis grid (the template)")
+    q.add_argument("--params-json", type=_json_arg, help="lesion_prior parameters (threshold, erode_mm, sigma_mm)")
     q.add_argument("--out", required=True, type=Path)
     q.set_defaults(func=cmd_prior)

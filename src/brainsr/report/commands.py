@@ -1,0 +1,271 @@
+"""``brainsr report``: the paper's tables and figures from the workflow's evaluation files, and the rating sheet.
+
+- ``tables``: the group tables (Tables 1, 2, S1, S3-S6, volumes, agreement with the ground truth) and the
+  Bland-Altman (Fig. 10) and longitudinal (Fig. 13) data and figures;
+- ``figures``: Figs. 5-9, 11 and 12 of one test subject;
+- ``rating``: the blinded visual-rating sheet (paper 3.8.4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainsr.io import atomic_savefig, atomic_write_tsv
+from brainsr.report import tables as tab
+
+__all__ = [
+    "GROUP_FIGURES",
+    "GROUP_TABLES",
+    "SUBJECT_FIGURES",
+    "add_parser",
+    "write_group_tables",
+    "write_subject_figures",
+]
+
+#: File names of ``brainsr report tables`` under the tables and figures directories.
+GROUP_TABLES = {
+    "image": "evaluate_image_metrics.tsv",
+    "table1": "table1_architectures.tsv",
+    "tableS1": "tableS1_experiments.tsv",
+    "quality": "evaluate_quality_metrics.tsv",
+    "table2": "table2_quality_errors.tsv",
+    "volumes": "evaluate_volumes.tsv",
+    "agreement": "evaluate_agreement.tsv",
+    "tableS3": "tableS3_csf_agreement.tsv",
+    "tableS4": "tableS4_sinus_agreement.tsv",
+    "tableS5": "tableS5_pial_agreement.tsv",
+    "tableS6": "tableS6_wmh_agreement.tsv",
+    "truth": "segmentation_truth_agreement.tsv",
+    "fig10": "fig10_bland_altman.tsv",
+    "fig13": "fig13_longitudinal.tsv",
+}
+GROUP_FIGURES = {"fig10": "fig10_bland_altman.png", "fig13": "fig13_longitudinal.png"}
+#: File names of ``brainsr report figures`` (per showcased subject, under the figures directory).
+SUBJECT_FIGURES = {
+    "fig05": "fig05_axial.png",
+    "fig06": "fig06_coronal.png",
+    "fig07": "fig07_difference.png",
+    "fig08": "fig08_attention.png",
+    "fig09": "fig09_gradcam.png",
+    "fig11": "fig11_segmentation.png",
+    "fig12": "fig12_wmh.png",
+}
+_IMAGE_COLUMNS = ("mae", "nmse", "nmse_paper", "psnr", "ssim")
+
+
+def _entries(spec: Mapping) -> dict[str, list[dict]]:
+    """Every evaluation file the group tables read, with its key columns, from the spec's path patterns."""
+    pat, ses = spec["patterns"], spec["sessions"]
+    out: dict[str, list[dict]] = {"image": [], "quality": [], "volumes": [], "agreement": [], "controls": []}
+    for subject, protocol in spec["subjects"].items():
+        key = {"subject": subject, "protocol": protocol}
+        for method, info in spec["methods"].items():
+            fmt = dict(subject=subject, session=ses["clinical"], desc=method)
+            row = {**key, "image": method, "prep": info["prep"]}
+            out["image"].append({**key, "method": method, "prep": info["prep"], "file": pat["image"].format(**fmt)})
+            for kind in ("quality", "volumes", "agreement"):
+                out[kind].append({**row, "file": pat[kind].format(**fmt)})
+        for prep in sorted({info["prep"] for info in spec["methods"].values()}):
+            fmt = dict(subject=subject, session=ses["research"], desc=prep)
+            row = {**key, "image": "research", "prep": prep}
+            kinds = ("quality", "volumes", "agreement") if spec["truth"] else ("quality", "volumes")
+            for kind in kinds:
+                out[kind].append({**row, "file": pat[kind].format(**fmt)})
+    for subject, sessions in spec["controls"].items():
+        for session, month in sessions.items():
+            fmt = dict(subject=subject, session=session, desc=spec["primary"])
+            out["controls"].append(
+                {"subject": subject, "session": session, "month": month, "file": pat["volumes"].format(**fmt)}
+            )
+    return out
+
+
+def _image_table(image: pd.DataFrame, methods: Mapping, models: Mapping, names: list[str]) -> pd.DataFrame:
+    """Mean ± SD (subjects × sequences) of the brain-mask image metrics of ``names``, with settings columns."""
+    brain = image[(image.region == "brain") & image.method.isin(names)]
+    table = brain.groupby(["method", "metric"], sort=False)["value"].apply(tab.mean_sd).unstack("metric")
+    table = table.reindex(index=names, columns=list(_IMAGE_COLUMNS)).reset_index()
+    settings = []
+    for name in names:
+        info = methods[name]
+        s = info.get("settings", {})
+        row = {"method": name, "kind": info["kind"], "prep": info["prep"]}
+        if info["kind"] == "experiment":
+            row.update({k: s.get(k) for k in ("model", "input", "channels", "critic", "critic_lambda", "filters")})
+            summary = _read_json(models[name]) if name in models else {}
+            row["parameters"] = summary.get("parameters")
+        settings.append(row)
+    return pd.DataFrame(settings).merge(table, on="method")
+
+
+def _read_json(path: str) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def write_group_tables(spec: Mapping, tables: str | Path, figures: str | Path) -> dict[str, Path]:
+    """Every group table and the Fig. 10 and 13 figures; returns ``{key: path}``."""
+    from brainsr.report import figures as figs
+
+    tables, figures = Path(tables), Path(figures)
+    files = _entries(spec)
+    methods = spec["methods"]
+    out: dict[str, pd.DataFrame] = {}
+    image = tab.image_long(files["image"])
+    out["image"] = image
+    experiments = [m for m in methods if methods[m]["kind"] == "experiment"]
+    table1 = [m for m in spec.get("table1", []) if m in methods]
+    baselines = sorted({f"interp{methods[m]['prep']}" for m in table1} & set(methods))
+    out["table1"] = _image_table(image, methods, spec.get("models", {}), baselines + table1)
+    out["tableS1"] = _image_table(image, methods, spec.get("models", {}), list(methods))
+    quality = tab.quality_long(files["quality"])
+    out["quality"] = quality
+    errors = tab.quality_errors(quality)
+    by_protocol = tab.summary(errors, ["protocol", "image"], "metric", values="error")
+    overall = tab.summary(errors.assign(protocol="all"), ["protocol", "image"], "metric", values="error")
+    out["table2"] = pd.concat([by_protocol, overall], ignore_index=True).rename(columns={"image": "method"})
+    volumes = tab.volumes_long(files["volumes"])
+    out["volumes"] = volumes
+    agreement = tab.agreement_long(files["agreement"]).rename(columns={"image": "method"})
+    out["agreement"] = agreement
+    for key, cls in tab.AGREEMENT_TABLES.items():
+        out[key] = tab.agreement_table(agreement, cls, "research")
+    truth = agreement[agreement.reference == "truth"] if len(agreement) else agreement
+    out["truth"] = (
+        tab.summary(truth[truth.metric == "dice"], ["method"], "class")
+        if len(truth)
+        else pd.DataFrame({"note": ["no ground truth in this dataset"]})
+    )
+    out["fig10"] = tab.bland_altman_table(volumes)
+    controls = tab.volumes_long(files["controls"])
+    out["fig13"] = (
+        tab.longitudinal_table(controls)
+        if len(controls)
+        else pd.DataFrame({"note": ["no control subjects with repeated research scans"]})
+    )
+
+    written = {}
+    for key, frame in out.items():
+        written[key] = atomic_write_tsv(frame, tables / GROUP_TABLES[key], na_rep="n/a")
+    ref = volumes[volumes.image == "research"][["subject", "prep", "class", "volume_ml"]]
+    points = volumes[volumes.image != "research"].merge(
+        ref, on=["subject", "prep", "class"], suffixes=("", "_research")
+    )
+    shown = [m for m in spec.get("figure_methods", []) if m in methods] or experiments[:1] or list(methods)[:1]
+    fig = figs.bland_altman_figure(
+        points,
+        out["fig10"],
+        shown,
+        f"Fig. 10: Bland-Altman agreement of class volumes with the research scan ({len(spec['subjects'])} subjects)",
+    )
+    written["fig10_png"] = atomic_savefig(fig, figures / GROUP_FIGURES["fig10"], dpi=110)
+    if len(controls):
+        fig = figs.longitudinal_figure(
+            controls,
+            ("csf", "sinus", "pial"),
+            f"Fig. 13: volumes in the repeated research scans of {controls.subject.nunique()} control subject(s)",
+        )
+    else:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(5, 2))
+        fig.text(0.5, 0.5, "Fig. 13: no control subjects with repeated research scans", ha="center")
+    written["fig13_png"] = atomic_savefig(fig, figures / GROUP_FIGURES["fig13"], dpi=110)
+    return written
+
+
+def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]:
+    """Figs. 5-9, 11 and 12 of one subject (spec built by the workflow's ``report_figures`` rule)."""
+    from brainsr.preprocess.images import load_mask
+    from brainsr.report import figures as figs
+
+    figures = Path(figures)
+    subject, method, baseline = spec["subject"], spec["method"], spec["baseline"]
+    names = {"input": f"interpolated ({baseline})", "generated": f"generated ({method})", "target": "research"}
+    rows, zooms = {}, None
+    for seq, files in spec["images"].items():
+        rows[seq] = {}
+        for role in ("input", "generated", "target"):
+            rows[seq][names[role]], zooms = figs.load_canonical(files[role])
+    mask_img = load_mask(spec["mask"])[1]
+    import nibabel as nib
+
+    mask = np.asarray(nib.as_closest_canonical(mask_img).dataobj) > 0.5
+    written = {}
+    for key, view in (("fig05", "axial"), ("fig06", "coronal")):
+        fig = figs.comparison_figure(
+            rows, mask, zooms, view, f"Fig. {int(key[3:])}: sub-{subject}, mid-{view} input / generated / target"
+        )
+        written[key] = atomic_savefig(fig, figures / SUBJECT_FIGURES[key], dpi=110)
+    fig = figs.difference_figure(rows, "research", mask, zooms, f"Fig. 7: sub-{subject}, difference maps (mid-axial)")
+    written["fig07"] = atomic_savefig(fig, figures / SUBJECT_FIGURES["fig07"], dpi=110)
+    maps = dict(np.load(spec["explain"]))
+    seqs = list(spec["images"])
+    for key, make, what in (
+        ("fig08", figs.attention_figure, "attention gates"),
+        ("fig09", figs.gradcam_figure, "critic Grad-CAM"),
+    ):
+        try:
+            fig = make(maps, seqs, f"Fig. {int(key[3:])}: sub-{subject}, {method}: {what}")
+        except ValueError as exc:  # e.g. a U-Net without gates: say so in the figure
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(6, 2))
+            fig.text(0.5, 0.5, f"Fig. {int(key[3:])} ({method}): {exc}", ha="center", wrap=True)
+        written[key] = atomic_savefig(fig, figures / SUBJECT_FIGURES[key], dpi=110)
+    flair, labels = {}, {}
+    for name, files in spec["segmentations"].items():
+        flair[name], seg_zooms = figs.load_canonical(files["flair"])
+        labels[name] = np.rint(figs.load_canonical(files["dseg"])[0]).astype(int)
+    for key, shown, what in (("fig11", (1, 2, 3, 4), "multispectral classes"), ("fig12", (5,), "WMH")):
+        title = f"Fig. {key[3:]}: sub-{subject}, {what} on FLAIR"
+        fig = figs.segmentation_figure(flair, labels, shown, seg_zooms, title)
+        written[key] = atomic_savefig(fig, figures / SUBJECT_FIGURES[key], dpi=110)
+    return written
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    write_group_tables(args.spec_json, args.tables, args.figures)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    write_subject_figures(args.spec_json, args.figures)
+    return 0
+
+
+def cmd_rating(args: argparse.Namespace) -> int:
+    from brainsr.report.rating import write_rating_sheet
+
+    write_rating_sheet(args.spec_json, args.images, args.sheet, args.key, seed=args.seed)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``brainsr report tables|figures|rating``."""
+    from brainsr.cli import _json_arg
+
+    rep = sub.add_parser("report", help="the paper's tables and figures, and the blinded rating sheet (paper 4)")
+    rep_sub = rep.add_subparsers(dest="what", required=True, metavar="WHAT")
+    q = rep_sub.add_parser("tables", help="group tables (Tables 1, 2, S1, S3-S6) and Figs. 10 and 13")
+    q.add_argument("--spec-json", type=_json_arg, required=True, help="subjects, methods and file patterns")
+    q.add_argument("--tables", required=True, type=Path, help="directory of the TSV tables")
+    q.add_argument("--figures", required=True, type=Path, help="directory of the figures")
+    q.set_defaults(func=cmd_tables)
+    q = rep_sub.add_parser("figures", help="Figs. 5-9, 11, 12 of one test subject")
+    q.add_argument("--spec-json", type=_json_arg, required=True)
+    q.add_argument("--figures", required=True, type=Path)
+    q.set_defaults(func=cmd_figures)
+    q = rep_sub.add_parser("rating", help="blinded visual-rating sheet (paper 3.8.4)")
+    q.add_argument("--spec-json", type=_json_arg, required=True, help="{subject: {set name: {seq: path}}}")
+    q.add_argument("--images", required=True, type=Path, help="directory for the coded images")
+    q.add_argument("--sheet", required=True, type=Path, help="the raters' CSV (no method names)")
+    q.add_argument("--key", required=True, type=Path, help="the code key CSV (keep it from the raters)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_rating)

@@ -1,0 +1,213 @@
+"""Group tables of the evaluation (paper 4.2-4.9): Tables 1, 2, S1, S3-S6 and the Bland-Altman / longitudinal data.
+
+The per-scan files of ``brainsr evaluate`` and ``brainsr segment`` are gathered into long tables (one value per
+row, every column a key), from which the paper's tables are summaries: mean ± SD over the evaluated subjects (and,
+for image and quality metrics, over the three sequences).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainsr.metrics.agreement import OVERLAP_METRICS, bland_altman
+
+__all__ = [
+    "AGREEMENT_TABLES",
+    "QUALITY_TABLE_METRICS",
+    "agreement_long",
+    "agreement_table",
+    "bland_altman_table",
+    "image_long",
+    "longitudinal_table",
+    "mean_sd",
+    "quality_errors",
+    "quality_long",
+    "volumes_long",
+]
+
+#: Table S3-S6: the class each table reports (paper 4.9; agreement with the research scan's segmentation).
+AGREEMENT_TABLES: dict[str, str] = {"tableS3": "csf", "tableS4": "sinus", "tableS5": "pial", "tableS6": "wmh"}
+#: Table 2: quality metrics whose error against the research scan is reported (paper form, then MRIQC form).
+QUALITY_TABLE_METRICS = (
+    "cjv",
+    "cjv_mriqc",
+    "efc",
+    "efc_mriqc",
+    "fwhm_avg_mm",
+    "wm2max",
+    "wm2max_mriqc",
+    "gmwm_mean",
+    "gmcsf_mean",
+    "wmcsf_mean",
+)
+#: Volumes of Fig. 10 (Bland-Altman) and Fig. 13 (longitudinal) and their labels.
+VOLUME_CLASSES = ("csf", "sinus", "pial", "tissue", "wmh")
+CLASS_NAMES = {
+    "csf": "CSF",
+    "sinus": "veins / venous sinuses",
+    "pial": "pial layers / partial volume",
+    "tissue": "normal tissue (GM + WM)",
+    "wmh": "WMH",
+}
+
+
+def _read(path: str | Path) -> dict:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def image_long(entries: Iterable[Mapping]) -> pd.DataFrame:
+    """One row per subject × method × sequence × metric × region from ``brainsr evaluate image`` files.
+
+    ``entries``: dicts with ``file`` and the key columns (subject, protocol, method, prep, ...).
+    """
+    rows = []
+    for entry in entries:
+        data = _read(entry["file"])
+        keys = {k: v for k, v in entry.items() if k != "file"}
+        for seq, values in data.items():
+            if seq in ("metrics", "mean"):
+                continue
+            for name, value in values.items():
+                metric, region = name.rsplit("_", 1)
+                rows.append({**keys, "sequence": seq, "metric": metric, "region": region, "value": value})
+    return pd.DataFrame(rows)
+
+
+def quality_long(entries: Iterable[Mapping]) -> pd.DataFrame:
+    """One row per subject × image set × sequence × quality metric from ``brainsr evaluate quality`` files."""
+    rows = []
+    for entry in entries:
+        keys = {k: v for k, v in entry.items() if k != "file"}
+        for seq, values in _read(entry["file"]).items():
+            rows += [{**keys, "sequence": seq, "metric": m, "value": v} for m, v in values.items()]
+    return pd.DataFrame(rows)
+
+
+def volumes_long(entries: Iterable[Mapping]) -> pd.DataFrame:
+    """One row per segmented scan set × class: volume in ml (``brainsr segment classes`` JSON files)."""
+    rows = []
+    for entry in entries:
+        keys = {k: v for k, v in entry.items() if k != "file"}
+        data = _read(entry["file"])
+        volumes = {k.removesuffix("_ml"): v for k, v in data.items() if k.endswith("_ml")}
+        # the evaluated "tissue" class includes its WMH (segment.commands.CLASS_LABELS)
+        volumes["tissue"] = volumes.get("tissue", 0.0) + volumes.get("wmh", 0.0)
+        rows += [{**keys, "class": c, "volume_ml": v} for c, v in volumes.items()]
+    return pd.DataFrame(rows)
+
+
+def agreement_long(entries: Iterable[Mapping]) -> pd.DataFrame:
+    """One row per segmentation × reference (research | truth) × class × overlap metric."""
+    rows = []
+    for entry in entries:
+        keys = {k: v for k, v in entry.items() if k != "file"}
+        for reference, classes in _read(entry["file"]).items():
+            for cls, metrics in classes.items():
+                rows += [
+                    {**keys, "reference": reference, "class": cls, "metric": m, "value": v} for m, v in metrics.items()
+                ]
+    return pd.DataFrame(rows)
+
+
+def mean_sd(values: pd.Series) -> str:
+    """``mean ± SD`` (ddof 1; SD omitted for one value) with 4 significant digits, NaN-aware."""
+    v = values.dropna().to_numpy(float)
+    if v.size == 0:
+        return "n/a"
+    if v.size == 1:
+        return f"{v[0]:.4g}"
+    return f"{v.mean():.4g} ± {v.std(ddof=1):.2g}"
+
+
+def summary(frame: pd.DataFrame, by: list[str], columns: str, values: str = "value") -> pd.DataFrame:
+    """Pivot of ``mean ± SD`` of ``values`` per ``by`` group (rows) and ``columns`` value (columns)."""
+    table = frame.groupby([*by, columns], sort=False)[values].apply(mean_sd).unstack(columns)
+    ordered = list(dict.fromkeys(frame[columns]))
+    return table[ordered].reset_index()
+
+
+def quality_errors(quality: pd.DataFrame, metrics: Iterable[str] = QUALITY_TABLE_METRICS) -> pd.DataFrame:
+    """|metric(method) − metric(research)| per subject × sequence × metric (Table 2's errors, paper 4.6).
+
+    ``quality`` rows have ``image`` = ``research`` for the reference scans (of each ``prep``) and a method name
+    otherwise; each method is compared with the research scan of its own prep.
+    """
+    metrics = list(metrics)
+    q = quality[quality.metric.isin(metrics)]
+    ref = q[q.image == "research"][["subject", "prep", "sequence", "metric", "value"]]
+    est = q[q.image != "research"]
+    merged = est.merge(ref, on=["subject", "prep", "sequence", "metric"], suffixes=("", "_research"))
+    if len(merged) != len(est):
+        raise ValueError("some quality files have no research-scan counterpart of the same subject and prep")
+    merged["error"] = (merged["value"] - merged["value_research"]).abs()
+    return merged
+
+
+def agreement_table(agreement: pd.DataFrame, cls: str, reference: str = "research") -> pd.DataFrame:
+    """Mean ± SD of each overlap metric of one class per method (Tables S3-S6)."""
+    part = agreement[(agreement["class"] == cls) & (agreement.reference == reference)]
+    part = part[part.metric.isin(OVERLAP_METRICS)]
+    return summary(part, ["method"], "metric")
+
+
+def bland_altman_table(volumes: pd.DataFrame, classes: Iterable[str] = VOLUME_CLASSES) -> pd.DataFrame:
+    """Bland-Altman of each method's volumes against the research scan's, per class (Fig. 10).
+
+    ``volumes`` rows have ``image`` = ``research`` for the reference. Fewer than 2 subjects (or a zero pair mean)
+    give a row with the reason and NaN numbers rather than an invented agreement.
+    """
+    ref = volumes[volumes.image == "research"][["subject", "prep", "class", "volume_ml"]]
+    est = volumes[volumes.image != "research"]
+    merged = est.merge(ref, on=["subject", "prep", "class"], suffixes=("", "_research"))
+    rows = []
+    for (method, cls), group in merged.groupby(["image", "class"], sort=False):
+        if cls not in classes:
+            continue
+        row = {"method": method, "class": cls, "n": len(group)}
+        try:
+            ba = bland_altman(group["volume_ml"], group["volume_ml_research"])
+        except ValueError as exc:
+            rows.append(
+                {
+                    **row,
+                    "bias_pct": np.nan,
+                    "sd_pct": np.nan,
+                    "loa_low_pct": np.nan,
+                    "loa_high_pct": np.nan,
+                    "note": str(exc),
+                }
+            )
+            continue
+        rows.append(
+            {
+                **row,
+                "bias_pct": ba.bias,
+                "sd_pct": ba.sd,
+                "loa_low_pct": ba.loa_low,
+                "loa_high_pct": ba.loa_high,
+                "note": "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def longitudinal_table(volumes: pd.DataFrame, classes: Iterable[str] = ("csf", "sinus", "pial")) -> pd.DataFrame:
+    """Median (over control subjects) % difference of each class volume from the subject's first month (Fig. 13).
+
+    ``volumes`` rows carry ``subject``, ``month``, ``class`` and ``volume_ml``.
+    """
+    part = volumes[volumes["class"].isin(list(classes))].copy()
+    first = part.sort_values("month").groupby(["subject", "class"])["volume_ml"].transform("first")
+    part["diff_pct"] = np.where(first > 0, 100.0 * (part["volume_ml"] - first) / first.where(first > 0, 1), np.nan)
+    out = (
+        part.groupby(["class", "month"])
+        .agg(n=("subject", "nunique"), median_volume_ml=("volume_ml", "median"), median_diff_pct=("diff_pct", "median"))
+        .reset_index()
+    )
+    return out
