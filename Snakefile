@@ -5,6 +5,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/qc.smk"
@@ -12,10 +15,13 @@ include: "workflow/rules/common_preprocess.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/common_superres.smk"
 include: "workflow/rules/superres.smk"
+include: "workflow/rules/common_evaluate.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     input:
         all_targets(),
         all_sr_targets(),
+        all_eval_targets(),
     default_target: True

@@ -42,6 +42,10 @@ def split_subjects(name):
     return [s for s in PATIENTS if SPLIT.get(s) == name]
 
 
+# Patients upsampled and evaluated (evaluate.splits; default: the test split).
+SR_SUBJECTS = [s for s in PATIENTS if SPLIT.get(s) in config["evaluate"]["splits"]]
+
+
 # Training needs train and validation subjects; without them only the interpolation baselines are built.
 SR_TRAINABLE = bool(split_subjects("train")) and bool(split_subjects("validation"))
 if EXPERIMENTS and not SR_TRAINABLE:
@@ -153,5 +157,5 @@ def all_sr_targets():
     files = [GROUP["sr_description"]]
     if SR_TRAINABLE:
         files += [GROUP["sr_validation"]] + [model_file(e) for e in EXPERIMENTS]
-    files += [f for s in split_subjects("test") for m in METHODS for f in sr_outputs(s, m)]
+    files += [f for s in SR_SUBJECTS for m in METHODS for f in sr_outputs(s, m)]
     return files

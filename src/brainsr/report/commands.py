@@ -44,6 +44,7 @@ GROUP_TABLES = {
     "truth": "segmentation_truth_agreement.tsv",
     "fig10": "fig10_bland_altman.tsv",
     "fig13": "fig13_longitudinal.tsv",
+    "findings": "evaluation_findings.tsv",
 }
 GROUP_FIGURES = {"fig10": "fig10_bland_altman.png", "fig13": "fig13_longitudinal.png"}
 #: File names of ``brainsr report figures`` (per showcased subject, under the figures directory).
@@ -148,6 +149,12 @@ def write_group_tables(spec: Mapping, tables: str | Path, figures: str | Path) -
         tab.longitudinal_table(controls)
         if len(controls)
         else pd.DataFrame({"note": ["no control subjects with repeated research scans"]})
+    )
+
+    showcase = spec.get("showcase") or (experiments[:1] or list(methods))[0]
+    rivals = [m for m in table1 if m != showcase and methods[m]["kind"] == "experiment"]
+    out["findings"] = tab.findings(
+        image, errors, agreement, out["fig10"], showcase, f"interp{methods[showcase]['prep']}", rivals
     )
 
     written = {}

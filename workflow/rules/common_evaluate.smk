@@ -1,0 +1,220 @@
+# Evaluation and report (paper 3.8, 4.2-4.9): file names, scan sets and input functions of evaluate.smk.
+# A "scan set" is the three sequences of one session on the analysis grid, named by (subject, session, desc):
+#   clinical session, desc = a method  -> the upsampled (experiment) or interpolated (interp<prep>) clinical scans;
+#   research / month-NN session, desc = a prep -> the preprocessed research scans (the reference, and controls).
+# Per scan set: image metrics (clinical only), quality metrics, multispectral classes + WMH, agreement.
+
+EV = config["evaluate"]
+EVAL_DIR = f"{OUT}/evaluate"
+REPORT_DIR = f"{OUT}/report"
+RATING_DIR = f"{OUT}/rating"
+RATING_KEY = f"{OUT}/rating_key/key.csv"  # kept out of rating/ so the raters can be given that folder alone
+LESION_PRIOR = bids(EVAL_DIR, space=TPL, res=GRID_RES, label="lesion", suffix="probseg")
+
+from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
+
+
+def showcase_method():
+    """The method of Figs. 5-12 and the rating sheet: evaluate.showcase, else model0, else the first method."""
+    if EV["showcase"]:
+        if EV["showcase"] not in METHODS:
+            raise WorkflowError(f"evaluate.showcase {EV['showcase']!r} is not built (methods: {METHODS})")
+        return EV["showcase"]
+    if "model0" in METHODS:
+        return "model0"
+    return next(iter([m for m in METHODS if m in EXPERIMENTS] + METHODS), None)
+
+
+SHOWCASE = showcase_method()
+
+
+def eval_file(subject, session, desc, kind):
+    """evaluate/sub-*/ses-*/anat/..._space-<tpl>_desc-<desc>_<kind>.<ext> (kind: imagemetrics, quality, dseg,
+    volumes, agreement; tissues = the research T1w's CSF/GM/WM labels of quality metrics)."""
+    suffix, ext = {
+        "imagemetrics": ("imagemetrics", ".json"),
+        "quality": ("quality", ".json"),
+        "dseg": ("dseg", ".nii.gz"),
+        "volumes": ("volumes", ".json"),
+        "agreement": ("agreement", ".json"),
+        "tissues": ("dseg", ".nii.gz"),
+        "tissue_volumes": ("volumes", ".json"),
+    }[kind]
+    label = "T1tissue" if kind.startswith("tissue") else None
+    return bids(
+        EVAL_DIR, subject=subject, session=session, datatype="anat", space=TPL, label=label, desc=desc,
+        suffix=suffix, extension=ext,
+    )
+
+
+def scan_prep(session, desc):
+    """The prep whose grid and reference a scan set uses: the method's prep, or desc itself (research)."""
+    return method_prep(desc) if session == CLIN else desc
+
+
+def scan_images(subject, session, desc):
+    """{sequence: path} of a scan set: upsampled/interpolated clinical, or preprocessed research/month scans."""
+    if session == CLIN:
+        return {q: sr_image(subject, desc, q) for q in SEQS}
+    return {q: prep_image(subject, session, desc, q) for q in SEQS}
+
+
+def research_reference(subject, prep):
+    """The research scan set of the same prep: its images, brain mask and T1w tissue labels."""
+    return {
+        "research": [prep_image(subject, RES, prep, q) for q in SEQS],
+        "research_mask": prep_image_mask(subject, RES, prep),
+        "tissues": eval_file(subject, RES, prep, "tissues"),
+    }
+
+
+def truth_dseg(subject, session):
+    """The synthetic cohort's ground-truth tissue labels of a session, in template space."""
+    return bids(GT_DIR, subject=subject, session=session, datatype="anat", space=TEMPLATE_SPACE, desc="tissue", suffix="dseg")
+
+
+def agreement_inputs(wildcards):
+    """A scan set's classes; the research classes of the same prep (clinical sets); the ground truth (synthetic)."""
+    sub, ses, desc = wildcards.subject, wildcards.session, wildcards.desc
+    files = {"seg": eval_file(sub, ses, desc, "dseg")}
+    if ses == CLIN:
+        files["reference"] = eval_file(sub, RES, method_prep(desc), "dseg")
+    if SYNTHETIC:
+        files["truth"] = truth_dseg(sub, ses)
+        files["lookup"] = DATASET["gt_lookup"]
+    return files
+
+
+def _months():
+    """{control: {session: month}}: the month is the number after the longitudinal prefix (else the order)."""
+    prefix = SESSIONS["longitudinal_prefix"]
+    out = {}
+    for sub in CONTROLS:
+        sessions = all_sessions(sub)
+        out[sub] = {}
+        for i, ses in enumerate(sessions):
+            rest = ses[len(prefix) :] if ses.startswith(prefix) else ""
+            out[sub][ses] = int(rest) if rest.isdigit() else i
+    return out
+
+
+def subject_protocol(subject):
+    if SYNTHETIC:
+        return PATIENT_PROTOCOL[subject]
+    return INVENTORY.pair(subject).protocol or "unknown"
+
+
+def _method_info(method):
+    kind = "experiment" if method in EXPERIMENTS else "interpolation"
+    return {"prep": method_prep(method), "kind": kind, "settings": EXPERIMENTS.get(method, {})}
+
+
+def scan_sets():
+    """Every evaluated (subject, session, desc): methods and research preps of SR_SUBJECTS; controls' months."""
+    sets = [(s, CLIN, m) for s in SR_SUBJECTS for m in METHODS]
+    sets += [(s, RES, p) for s in SR_SUBJECTS for p in sorted({method_prep(m) for m in METHODS})]
+    sets += [(c, ses, PRE["primary"]) for c in CONTROLS for ses in all_sessions(c)]
+    return sets
+
+
+def group_spec():
+    """The spec of `brainsr report tables`: subjects, methods, models and the evaluation files' name patterns."""
+    pattern = {k: eval_file("{subject}", "{session}", "{desc}", k) for k in ("quality", "volumes", "agreement")}
+    pattern["image"] = eval_file("{subject}", "{session}", "{desc}", "imagemetrics")
+    return {
+        "subjects": {s: subject_protocol(s) for s in SR_SUBJECTS},
+        "methods": {m: _method_info(m) for m in METHODS},
+        "models": {e: model_file(e, "summary") for e in EXPERIMENTS if e in METHODS},
+        "table1": list(EV["table1"]),
+        "controls": _months(),
+        "primary": PRE["primary"],
+        "showcase": SHOWCASE,
+        "figure_methods": [m for m in EV["table1"] if m in METHODS] or METHODS[:1],
+        "truth": SYNTHETIC,
+        "sessions": {"clinical": CLIN, "research": RES},
+        "patterns": pattern,
+    }
+
+
+def group_inputs():
+    """Every file `brainsr report tables` reads (see group_spec)."""
+    files = []
+    for sub, ses, desc in scan_sets():
+        files += [eval_file(sub, ses, desc, "volumes")]
+        if sub in SR_SUBJECTS:
+            files += [eval_file(sub, ses, desc, "quality")]
+            if ses == CLIN or SYNTHETIC:
+                files += [eval_file(sub, ses, desc, "agreement")]
+            if ses == CLIN:
+                files += [eval_file(sub, ses, desc, "imagemetrics")]
+    return files + [model_file(e, "summary") for e in EXPERIMENTS if e in METHODS]
+
+
+def table_file(key):
+    return f"{TABLES}/{GROUP_TABLES[key]}"
+
+
+def figure_file(key):
+    return f"{FIGURES}/{GROUP_FIGURES.get(key) or SUBJECT_FIGURES[key]}"
+
+
+def showcase_subject():
+    test = [s for s in SR_SUBJECTS if SPLIT.get(s) == "test"]
+    return (test or SR_SUBJECTS or [None])[0]
+
+
+def subject_figure_spec():
+    """The spec of `brainsr report figures` for the showcased subject and method."""
+    sub, method = showcase_subject(), SHOWCASE
+    prep = method_prep(method)
+    baseline = f"interp{prep}"
+    images = {
+        q: {
+            "input": prep_image(sub, CLIN, prep, q),
+            "generated": sr_image(sub, method, q),
+            "target": prep_image(sub, RES, prep, q),
+        }
+        for q in SEQS
+    }
+    segs = {"research": {"flair": prep_image(sub, RES, prep, "FLAIR"), "dseg": eval_file(sub, RES, prep, "dseg")}}
+    if baseline in METHODS and baseline != method:
+        segs[f"interpolated ({baseline})"] = {
+            "flair": sr_image(sub, baseline, "FLAIR"), "dseg": eval_file(sub, CLIN, baseline, "dseg")
+        }
+    segs[method] = {"flair": sr_image(sub, method, "FLAIR"), "dseg": eval_file(sub, CLIN, method, "dseg")}
+    return {
+        "subject": sub,
+        "method": method,
+        "baseline": baseline,
+        "images": images,
+        "mask": prep_image_mask(sub, RES, prep),
+        "explain": sr_explain(sub, method),
+        "segmentations": segs,
+    }
+
+
+def spec_files(spec):
+    """Every path in a figures spec (its images, masks, maps and segmentations)."""
+    files = [f for row in spec["images"].values() for f in row.values()] + [spec["mask"], spec["explain"]]
+    return files + [f for seg in spec["segmentations"].values() for f in seg.values()]
+
+
+def rating_spec():
+    """{subject: {research, interpolated, upsampled: {seq: path}}} of the evaluated subjects (paper 3.8.4)."""
+    prep = method_prep(SHOWCASE)
+    return {
+        s: {
+            "research": {q: prep_image(s, RES, prep, q) for q in SEQS},
+            "interpolated": {q: prep_image(s, CLIN, prep, q) for q in SEQS},
+            "upsampled": {q: sr_image(s, SHOWCASE, q) for q in SEQS},
+        }
+        for s in SR_SUBJECTS
+    }
+
+
+def all_eval_targets():
+    if not SR_SUBJECTS or SHOWCASE is None:
+        return []
+    files = [table_file(k) for k in GROUP_TABLES] + [figure_file(k) for k in GROUP_FIGURES]
+    files += [figure_file(k) for k in SUBJECT_FIGURES]
+    return files + [f"{RATING_DIR}/sheet.csv", RATING_KEY]
