@@ -44,6 +44,9 @@ def snakemake(*args: str, cwd: Path, tmpdir: Path | None = None) -> subprocess.C
         ["train"],
         ["infer"],
         ["superres-table"],
+        *[["evaluate", what] for what in ("image", "quality", "agreement")],
+        *[["segment", what] for what in ("tissues", "classes", "prior")],
+        *[["report", what] for what in ("tables", "figures", "rating")],
     ],
 )
 def test_cli_help(command):
@@ -107,6 +110,7 @@ def test_tiny_preset_end_to_end(tmp_path):
     assert len(dice) == 8 and dice.value.min() > 0.8, dice
     assert not list(tmp_path.glob("tmp/*")), "ANTsPy left temporary files"
     check_superres(res)
+    check_evaluation(res, tmp_path)
     inv = pd.read_csv(res / "tables" / "bids_inventory.tsv", sep="\t")
     assert (inv["status"] == "ok").all()
     assert sorted(inv["subject"].unique()) == ["C001", "P001", "P002", "P003"]
@@ -205,6 +209,46 @@ def check_superres(res: Path) -> None:
     base = nib.load(anat / "sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-interpaffinelinear_T1w.nii.gz")
     prep_t1 = nib.load(prep_anat / "sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-affinelinear_T1w.nii.gz")
     assert np.allclose(np.asarray(base.dataobj), np.asarray(prep_t1.dataobj))
+
+
+def check_evaluation(res: Path, workdir: Path) -> None:
+    """Tiny-preset evaluation: every table and figure exists and is non-empty, numbers are sane, HTML report."""
+    from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
+
+    for name in GROUP_TABLES.values():
+        assert (res / "tables" / name).stat().st_size > 0, name
+    for name in (*GROUP_FIGURES.values(), *SUBJECT_FIGURES.values()):
+        assert (res / "figures" / name).stat().st_size > 5000, name
+    table1 = pd.read_csv(res / "tables" / "table1_architectures.tsv", sep="\t").set_index("method")
+    assert list(table1.index) == ["interpaffinelinear", "unet", "vit", "model0"]
+    assert (table1.loc[["unet", "vit", "model0"], "parameters"] > 0).all()
+    assert table1["ssim"].str.contains("±").all()  # two evaluated subjects: mean ± SD
+    s1 = pd.read_csv(res / "tables" / "tableS1_experiments.tsv", sep="\t")
+    assert sorted(s1.method) == sorted(TINY_METHODS)
+    table2 = pd.read_csv(res / "tables" / "table2_quality_errors.tsv", sep="\t")
+    assert {"all", "P1", "P2", "P3"} & set(table2.protocol) and "cjv" in table2.columns
+    image = pd.read_csv(res / "tables" / "evaluate_image_metrics.tsv", sep="\t")
+    ssim = image[(image.metric == "ssim") & (image.region == "brain")].value
+    assert len(ssim) == 2 * len(TINY_METHODS) * 3 and ssim.between(0, 1).all()
+    agreement = pd.read_csv(res / "tables" / "evaluate_agreement.tsv", sep="\t")
+    dice = agreement[(agreement.metric == "dice") & (agreement["class"] == "tissue")]
+    research_vs_truth = dice[(dice.method == "research") & (dice.reference == "truth")].value
+    assert len(research_vs_truth) == 2 * 3 and research_vs_truth.min() > 0.6, research_vs_truth
+    ba = pd.read_csv(res / "tables" / "fig10_bland_altman.tsv", sep="\t")
+    assert (ba.n == 2).all() and ba.loa_high_pct.notna().any()
+    longitudinal = pd.read_csv(res / "tables" / "fig13_longitudinal.tsv", sep="\t")
+    assert sorted(longitudinal.month.unique()) == [0, 2]
+    findings = pd.read_csv(res / "tables" / "evaluation_findings.tsv", sep="\t")
+    assert set(findings.holds) <= {"yes", "no", "n/a"} and (findings.holds != "n/a").sum() > 10
+    sheet = pd.read_csv(res / "rating" / "sheet.csv")
+    key = pd.read_csv(res / "rating_key" / "key.csv")
+    assert len(sheet) == len(key) == 2 * 3 and sorted(set(key.scan_set)) == ["interpolated", "research", "upsampled"]
+    assert not list((res / "rating").rglob("key*"))
+    assert len(list((res / "rating" / "images").glob("item-*.nii.gz"))) == 2 * 3 * 3
+    html = workdir / "report.html"
+    out = snakemake("--report", str(html), "--configfile", str(TINY), cwd=workdir)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert html.stat().st_size > 100_000
 
 
 def job_stats(text: str) -> dict[str, int]:

@@ -67,6 +67,27 @@ def _plain(ax) -> None:
     ax.set_yticks([])
 
 
+def _show(ax, volume: np.ndarray, centre: tuple[int, int, int], view: str, zooms: np.ndarray, **style):
+    """One slice of ``volume`` through ``centre`` in ``view``, at its physical aspect, without ticks."""
+    im = ax.imshow(
+        orthogonal_slices(volume, centre)[VIEWS[view]],
+        origin="lower",
+        aspect=_aspect(zooms, view),
+        interpolation="nearest",
+        **style,
+    )
+    _plain(ax)
+    return im
+
+
+def _label(ax, r: int, c: int, title: str, ylabel: str) -> None:
+    """Column titles on the first row, row labels on the first column."""
+    if r == 0:
+        ax.set_title(title)
+    if c == 0:
+        ax.set_ylabel(ylabel)
+
+
 def comparison_figure(
     rows: Mapping[str, Mapping[str, np.ndarray]], mask: np.ndarray, zooms: np.ndarray, view: str, title: str
 ) -> Figure:
@@ -78,21 +99,8 @@ def comparison_figure(
     for r, (seq, images) in enumerate(rows.items()):
         lo, hi = display_window(images[columns[-1]], mask)
         for c, name in enumerate(columns):
-            ax = axes[r, c]
-            im = ax.imshow(
-                orthogonal_slices(images[name], centre)[VIEWS[view]],
-                cmap="gray",
-                vmin=lo,
-                vmax=hi,
-                origin="lower",
-                aspect=_aspect(zooms, view),
-                interpolation="nearest",
-            )
-            _plain(ax)
-            if r == 0:
-                ax.set_title(name)
-            if c == 0:
-                ax.set_ylabel(seq)
+            im = _show(axes[r, c], images[name], centre, view, zooms, cmap="gray", vmin=lo, vmax=hi)
+            _label(axes[r, c], r, c, name, seq)
         fig.colorbar(im, ax=axes[r, -1], fraction=0.046, label="intensity (rescaled, a.u.)")
     fig.suptitle(title)
     return fig
@@ -110,22 +118,11 @@ def difference_figure(
         diffs = {c: np.abs(images[c] - images[target]) * mask for c in columns}
         vmax = max(float(np.percentile(d[mask], 99.5)) if mask.any() else 1.0 for d in diffs.values()) or 1.0
         for c, name in enumerate(columns):
-            ax = axes[r, c]
             d = diffs[name]
-            im = ax.imshow(
-                orthogonal_slices(d, centre)[0],
-                cmap="inferno",
-                vmin=0,
-                vmax=vmax,
-                origin="lower",
-                aspect=_aspect(zooms, "axial"),
-                interpolation="nearest",
-            )
-            _plain(ax)
+            im = _show(axes[r, c], d, centre, "axial", zooms, cmap="inferno", vmin=0, vmax=vmax)
             mean = float(d[mask].mean()) if mask.any() else float("nan")
-            ax.set_title(f"|{name} − {target}|\nbrain MAE {mean:.4f}" if r == 0 else f"brain MAE {mean:.4f}")
-            if c == 0:
-                ax.set_ylabel(seq)
+            axes[r, c].set_title(f"|{name} − {target}|\nbrain MAE {mean:.4f}" if r == 0 else f"brain MAE {mean:.4f}")
+            _label(axes[r, c], 1, c, "", seq)
         fig.colorbar(im, ax=axes[r, -1], fraction=0.046, label="absolute difference")
     fig.suptitle(title)
     return fig
@@ -200,17 +197,8 @@ def segmentation_figure(
         lab = np.where(np.isin(labels[name], shown), labels[name], 0).astype(float)
         for r, view in enumerate(("axial", "coronal")):
             ax = axes[r, c]
-            v = VIEWS[view]
-            ax.imshow(
-                orthogonal_slices(flair[name], centre)[v],
-                cmap="gray",
-                vmin=lo,
-                vmax=hi,
-                origin="lower",
-                aspect=_aspect(zooms, view),
-                interpolation="nearest",
-            )
-            overlay = np.ma.masked_equal(orthogonal_slices(lab, centre)[v], 0)
+            _show(ax, flair[name], centre, view, zooms, cmap="gray", vmin=lo, vmax=hi)
+            overlay = np.ma.masked_equal(orthogonal_slices(lab, centre)[VIEWS[view]], 0)
             ax.imshow(
                 overlay,
                 cmap=cmap,
@@ -221,11 +209,7 @@ def segmentation_figure(
                 aspect=_aspect(zooms, view),
                 interpolation="nearest",
             )
-            _plain(ax)
-            if r == 0:
-                ax.set_title(name)
-            if c == 0:
-                ax.set_ylabel(view)
+            _label(ax, r, c, name, view)
     handles = [Patch(color=CLASS_COLOURS[v], label=CLASS_NAMES[_LABEL_CLASS[v]]) for v in shown]
     fig.legend(handles=handles, loc="outside lower center", ncol=len(shown), frameon=False)
     fig.suptitle(title)

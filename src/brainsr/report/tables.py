@@ -62,58 +62,66 @@ def _read(path: str | Path) -> dict:
         return json.load(fh)
 
 
+def _long(entries: Iterable[Mapping], rows_of) -> pd.DataFrame:
+    """Long table of per-scan JSON files: ``rows_of(data)`` gives the rows of one file, to which the entry's key
+    columns (every key of the entry except ``file``) are added."""
+    rows = []
+    for entry in entries:
+        keys = {k: v for k, v in entry.items() if k != "file"}
+        rows += [{**keys, **row} for row in rows_of(_read(entry["file"]))]
+    return pd.DataFrame(rows)
+
+
+def _image_rows(data: Mapping) -> list[dict]:
+    rows = []
+    for seq, values in data.items():
+        if seq in ("metrics", "mean"):
+            continue
+        for name, value in values.items():
+            metric, region = name.rsplit("_", 1)
+            rows.append({"sequence": seq, "metric": metric, "region": region, "value": value})
+    return rows
+
+
+def _volume_rows(data: Mapping) -> list[dict]:
+    volumes = {k.removesuffix("_ml"): v for k, v in data.items() if k.endswith("_ml")}
+    # the evaluated "tissue" class includes its WMH (segment.commands.CLASS_LABELS)
+    volumes["tissue"] = volumes.get("tissue", 0.0) + volumes.get("wmh", 0.0)
+    return [{"class": c, "volume_ml": v} for c, v in volumes.items()]
+
+
 def image_long(entries: Iterable[Mapping]) -> pd.DataFrame:
     """One row per subject × method × sequence × metric × region from ``brainsr evaluate image`` files.
 
     ``entries``: dicts with ``file`` and the key columns (subject, protocol, method, prep, ...).
     """
-    rows = []
-    for entry in entries:
-        data = _read(entry["file"])
-        keys = {k: v for k, v in entry.items() if k != "file"}
-        for seq, values in data.items():
-            if seq in ("metrics", "mean"):
-                continue
-            for name, value in values.items():
-                metric, region = name.rsplit("_", 1)
-                rows.append({**keys, "sequence": seq, "metric": metric, "region": region, "value": value})
-    return pd.DataFrame(rows)
+    return _long(entries, _image_rows)
 
 
 def quality_long(entries: Iterable[Mapping]) -> pd.DataFrame:
     """One row per subject × image set × sequence × quality metric from ``brainsr evaluate quality`` files."""
-    rows = []
-    for entry in entries:
-        keys = {k: v for k, v in entry.items() if k != "file"}
-        for seq, values in _read(entry["file"]).items():
-            rows += [{**keys, "sequence": seq, "metric": m, "value": v} for m, v in values.items()]
-    return pd.DataFrame(rows)
+    return _long(
+        entries,
+        lambda data: [{"sequence": q, "metric": m, "value": v} for q, vals in data.items() for m, v in vals.items()],
+    )
 
 
 def volumes_long(entries: Iterable[Mapping]) -> pd.DataFrame:
     """One row per segmented scan set × class: volume in ml (``brainsr segment classes`` JSON files)."""
-    rows = []
-    for entry in entries:
-        keys = {k: v for k, v in entry.items() if k != "file"}
-        data = _read(entry["file"])
-        volumes = {k.removesuffix("_ml"): v for k, v in data.items() if k.endswith("_ml")}
-        # the evaluated "tissue" class includes its WMH (segment.commands.CLASS_LABELS)
-        volumes["tissue"] = volumes.get("tissue", 0.0) + volumes.get("wmh", 0.0)
-        rows += [{**keys, "class": c, "volume_ml": v} for c, v in volumes.items()]
-    return pd.DataFrame(rows)
+    return _long(entries, _volume_rows)
 
 
 def agreement_long(entries: Iterable[Mapping]) -> pd.DataFrame:
     """One row per segmentation × reference (research | truth) × class × overlap metric."""
-    rows = []
-    for entry in entries:
-        keys = {k: v for k, v in entry.items() if k != "file"}
-        for reference, classes in _read(entry["file"]).items():
-            for cls, metrics in classes.items():
-                rows += [
-                    {**keys, "reference": reference, "class": cls, "metric": m, "value": v} for m, v in metrics.items()
-                ]
-    return pd.DataFrame(rows)
+    return _long(
+        entries,
+        lambda data: [
+            {"reference": ref, "class": cls, "metric": m, "value": v}
+            for ref, classes in data.items()
+            for cls, metrics in classes.items()
+            for m, v in metrics.items()
+        ],
+    )
 
 
 def mean_sd(values: pd.Series) -> str:
@@ -218,13 +226,18 @@ def longitudinal_table(volumes: pd.DataFrame, classes: Iterable[str] = ("csf", "
 _HIGHER_BETTER = {"mae": False, "nmse": False, "nmse_paper": False, "psnr": True, "ssim": True, "dice": True}
 
 
-def _finding(section: str, claim: str, ours: float, other: float, higher_better: bool) -> dict:
-    """One row of :func:`findings`: does ``ours`` beat ``other`` in the stated direction?"""
-    if not (np.isfinite(ours) and np.isfinite(other)):
+def _finding(section: str, claim: str, values: pd.Series, ours: str, other: str, key: str, higher_better: bool) -> dict:
+    """One row of :func:`findings`: does ``values[ours, key]`` beat ``values[other, key]`` in the stated direction?"""
+    mine, theirs = (float(values.get((name, key), np.nan)) for name in (ours, other))
+    if not (np.isfinite(mine) and np.isfinite(theirs)):
         holds = "n/a"
     else:
-        holds = "yes" if (ours > other if higher_better else ours < other) else "no"
-    return {"section": section, "claim": claim, "method_value": ours, "comparison_value": other, "holds": holds}
+        holds = "yes" if (mine > theirs if higher_better else mine < theirs) else "no"
+    return {"section": section, "claim": claim, "method_value": mine, "comparison_value": theirs, "holds": holds}
+
+
+def _means(frame: pd.DataFrame, by: list[str], column: str) -> pd.Series:
+    return frame.groupby(by)[column].mean() if len(frame) else pd.Series(dtype=float)
 
 
 def findings(
@@ -243,56 +256,48 @@ def findings(
     scan's than the interpolated scan's; 4.9.2 / Tables S3-S6: its segmentations agree better (Dice) with the
     research scan's; Fig. 10: its volume bias is comparable or smaller. Values are means over subjects (and sequences).
     """
-    rows = []
-    brain = image[image.region == "brain"] if len(image) else image
-    means = brain.groupby(["method", "metric"])["value"].mean() if len(brain) else pd.Series(dtype=float)
-
-    def value(series: pd.Series, *key: str) -> float:
-        return float(series.get(key, np.nan))
-
-    for other in (baseline, *rivals):
-        for metric in ("mae", "psnr", "ssim"):
-            rows.append(
-                _finding(
-                    "4.6 Table 1",
-                    f"{metric.upper()} of {method} better than {other}",
-                    value(means, method, metric),
-                    value(means, other, metric),
-                    _HIGHER_BETTER[metric],
-                )
-            )
-    err = errors.groupby(["image", "metric"])["error"].mean() if len(errors) else pd.Series(dtype=float)
-    for metric in ("cjv", "efc", "fwhm_avg_mm", "wm2max"):
-        rows.append(
-            _finding(
-                "4.9.1 Table 2",
-                f"|{metric} - research| of {method} smaller than of {baseline}",
-                value(err, method, metric),
-                value(err, baseline, metric),
-                False,
-            )
+    brain = _means(image[image.region == "brain"] if len(image) else image, ["method", "metric"], "value")
+    rows = [
+        _finding(
+            "4.6 Table 1", f"{k.upper()} of {method} better than {other}", brain, method, other, k, _HIGHER_BETTER[k]
         )
-    dice = agreement[(agreement.metric == "dice") & (agreement.reference == "research")] if len(agreement) else None
-    dmean = dice.groupby(["method", "class"])["value"].mean() if dice is not None and len(dice) else pd.Series()
-    for key, cls in AGREEMENT_TABLES.items():
-        rows.append(
-            _finding(
-                f"4.9.2 {key.replace('table', 'Table ')}",
-                f"Dice of {cls} with the research segmentation: {method} higher than {baseline}",
-                value(dmean, method, cls),
-                value(dmean, baseline, cls),
-                True,
-            )
+        for other in (baseline, *rivals)
+        for k in ("mae", "psnr", "ssim")
+    ]
+    err = _means(errors, ["image", "metric"], "error")
+    rows += [
+        _finding(
+            "4.9.1 Table 2", f"|{k} - research| of {method} smaller than of {baseline}", err, method, baseline, k, False
         )
+        for k in ("cjv", "efc", "fwhm_avg_mm", "wm2max")
+    ]
+    dice = (
+        agreement[(agreement.metric == "dice") & (agreement.reference == "research")] if len(agreement) else agreement
+    )
+    dice = _means(dice, ["method", "class"], "value")
+    rows += [
+        _finding(
+            f"4.9.2 {key.replace('table', 'Table ')}",
+            f"Dice of {cls} with the research segmentation: {method} higher than {baseline}",
+            dice,
+            method,
+            baseline,
+            cls,
+            True,
+        )
+        for key, cls in AGREEMENT_TABLES.items()
+    ]
     bias = bland.set_index(["method", "class"])["bias_pct"].abs() if len(bland) else pd.Series(dtype=float)
-    for cls in VOLUME_CLASSES:
-        rows.append(
-            _finding(
-                "4.9.2 Fig. 10",
-                f"|Bland-Altman bias| of {cls} volume (% of mean): {method} smaller than {baseline}",
-                value(bias, method, cls),
-                value(bias, baseline, cls),
-                False,
-            )
+    rows += [
+        _finding(
+            "4.9.2 Fig. 10",
+            f"|Bland-Altman bias| of {cls} volume (% of mean): {method} smaller than {baseline}",
+            bias,
+            method,
+            baseline,
+            cls,
+            False,
         )
+        for cls in VOLUME_CLASSES
+    ]
     return pd.DataFrame(rows)
