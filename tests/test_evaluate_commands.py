@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from brainsr.cli import main
+from brainsr.metrics.agreement import overlap_metrics
 from brainsr.metrics.commands import evaluate_images, evaluate_quality
 from brainsr.segment.commands import segment_classes, segment_tissues
 
@@ -76,6 +77,10 @@ def test_tissues_quality_and_classes(tmp_path):
     assert np.mean(s[lab == 4] == 5) > 0.8  # the lesion is WMH
     assert np.mean(s[(lab == 2) | (lab == 3)] == 4) > 0.9  # normal tissue
     assert vols["wmh_ml"] == pytest.approx(np.sum(s == 5) / 1000)
+    # stated Dice against the phantom's known labels
+    assert overlap_metrics(s == 1, lab == 1)["dice"] > 0.95
+    assert overlap_metrics(s == 5, lab == 4)["dice"] > 0.8
+    assert overlap_metrics(np.isin(s, (4, 5)), lab >= 2)["dice"] > 0.95
     with pytest.raises(ValueError, match="missing"):
         segment_classes({"T1w": images["T1w"]}, mask, None, str(seg))
 

@@ -81,7 +81,7 @@ def agreement_inputs(wildcards):
         files["reference"] = eval_file(sub, RES, method_prep(desc), "dseg")
     if SYNTHETIC:
         files["truth"] = truth_dseg(sub, ses)
-        files["lookup"] = DATASET["gt_lookup"]
+        files["lookup"] = ancient(DATASET["gt_lookup"])  # rewritten (unchanged) whenever the cohort grows
     return files
 
 
