@@ -13,6 +13,8 @@ LESION_PRIOR = bids(EVAL_DIR, space=TPL, res=GRID_RES, label="lesion", suffix="p
 
 from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
 
+_CAPTIONS = "../report"  # captions of the HTML report, relative to workflow/rules
+
 
 def showcase_method():
     """The method of Figs. 5-12 and the rating sheet: evaluate.showcase, else model0, else the first method."""
@@ -218,3 +220,20 @@ def all_eval_targets():
     files = [table_file(k) for k in GROUP_TABLES] + [figure_file(k) for k in GROUP_FIGURES]
     files += [figure_file(k) for k in SUBJECT_FIGURES]
     return files + [f"{RATING_DIR}/sheet.csv", RATING_KEY]
+
+
+def _report(key, caption, category, subcategory=None):
+    """A table or figure file marked for `snakemake --report`, captioned and grouped by paper section."""
+    path = table_file(key) if not key.endswith("_png") else figure_file(key[:-4])
+    return report(path, caption=f"{_CAPTIONS}/{caption}.rst", category=category, subcategory=subcategory)
+
+
+_SUBJECT_CAPTIONS = {
+    "fig05": ("4.5 Best model: visual comparison", "Fig. 5 (axial)"),
+    "fig06": ("4.5 Best model: visual comparison", "Fig. 6 (coronal)"),
+    "fig07": ("4.5 Best model: visual comparison", "Fig. 7 (differences)"),
+    "fig08": ("4.7 Attention gates", "Fig. 8 (attention gates)"),
+    "fig09": ("4.8 Grad-CAM of the critic", "Fig. 9 (Grad-CAM)"),
+    "fig11": ("4.9.2 Segmentation in the test set", "Fig. 11 (classes)"),
+    "fig12": ("4.9.2 Segmentation in the test set", "Fig. 12 (WMH)"),
+}

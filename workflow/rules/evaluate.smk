@@ -5,7 +5,6 @@
 
 _SCAN = dict(subject=r"[A-Za-z0-9]+", session=r"[A-Za-z0-9]+", desc=r"[A-Za-z0-9]+")
 _WC = dict(subject="{subject}", session="{session}", desc="{desc}")
-_CAPTIONS = "../report"
 
 
 rule evaluate_lesion_prior:
@@ -154,12 +153,6 @@ rule evaluate_agreement:
         "brainsr evaluate agreement --seg {input.seg} {params.refs} --out {output} > {log} 2>&1"
 
 
-def _report(key, caption, category, subcategory=None):
-    """A table or figure file marked for `snakemake --report`, captioned and grouped by paper section."""
-    path = table_file(key) if not key.endswith("_png") else figure_file(key[:-4])
-    return report(path, caption=f"{_CAPTIONS}/{caption}.rst", category=category, subcategory=subcategory)
-
-
 rule report_tables:
     input:
         group_inputs(),
@@ -180,6 +173,8 @@ rule report_tables:
         fig13_png=_report("fig13_png", "fig13", "4.9.3 Longitudinal variability (controls)", "Fig. 13"),
     params:
         spec=lambda wc: json.dumps(group_spec(), sort_keys=True),
+        tables=lambda wc, output: os.path.dirname(output.table1),
+        figures=lambda wc, output: os.path.dirname(output.fig10_png),
     log:
         log_path("report_tables"),
     localrule: True
@@ -192,18 +187,8 @@ rule report_tables:
         mem_mb=2000,
         runtime=10,
     shell:
-        "brainsr report tables --spec-json {params.spec:q} --tables {TABLES} --figures {FIGURES} > {log} 2>&1"
-
-
-_SUBJECT_CAPTIONS = {
-    "fig05": ("4.5 Best model: visual comparison", "Fig. 5 (axial)"),
-    "fig06": ("4.5 Best model: visual comparison", "Fig. 6 (coronal)"),
-    "fig07": ("4.5 Best model: visual comparison", "Fig. 7 (differences)"),
-    "fig08": ("4.7 Attention gates", "Fig. 8 (attention gates)"),
-    "fig09": ("4.8 Grad-CAM of the critic", "Fig. 9 (Grad-CAM)"),
-    "fig11": ("4.9.2 Segmentation in the test set", "Fig. 11 (classes)"),
-    "fig12": ("4.9.2 Segmentation in the test set", "Fig. 12 (WMH)"),
-}
+        "brainsr report tables --spec-json {params.spec:q} --tables {params.tables} --figures {params.figures} "
+        "> {log} 2>&1"
 
 
 rule report_figures:
@@ -216,6 +201,7 @@ rule report_figures:
         },
     params:
         spec=json.dumps(subject_figure_spec(), sort_keys=True) if SR_SUBJECTS and SHOWCASE else "{}",
+        figures=lambda wc, output: os.path.dirname(output.fig05),
     log:
         log_path("report_figures"),
     benchmark:
@@ -227,7 +213,7 @@ rule report_figures:
         mem_mb=2000,
         runtime=10,
     shell:
-        "brainsr report figures --spec-json {params.spec:q} --figures {FIGURES} > {log} 2>&1"
+        "brainsr report figures --spec-json {params.spec:q} --figures {params.figures} > {log} 2>&1"
 
 
 rule report_rating:
