@@ -70,6 +70,12 @@ def research_reference(subject, prep):
     }
 
 
+def reference_inputs(subject, session, desc, *keys):
+    """A scan set's images ("images") and the named entries of its research reference (same prep)."""
+    ref = research_reference(subject, scan_prep(session, desc))
+    return {"images": list(scan_images(subject, session, desc).values()), **{k: ref[k] for k in keys}}
+
+
 def truth_dseg(subject, session):
     """The synthetic cohort's ground-truth tissue labels of a session, in template space."""
     return bids(GT_DIR, subject=subject, session=session, datatype="anat", space=TEMPLATE_SPACE, desc="tissue", suffix="dseg")

@@ -36,6 +36,7 @@ rule evaluate_tissues:
         **_SCAN,
     params:
         seed=EV["seed"],
+        components=EV["tissue_components"],
     log:
         log_path("evaluate_tissues", subject="{subject}", desc="{desc}"),
     benchmark:
@@ -47,14 +48,12 @@ rule evaluate_tissues:
         **resources_for("evaluate"),
     shell:
         "brainsr segment tissues --t1 {input.t1} --mask {input.mask} --out {output.labels} "
-        "--out-json {output.volumes} --seed {params.seed} > {log} 2>&1"
+        "--out-json {output.volumes} --seed {params.seed} --components {params.components} > {log} 2>&1"
 
 
 rule evaluate_image:
     input:
-        images=lambda wc: list(scan_images(wc.subject, CLIN, wc.desc).values()),
-        research=lambda wc: research_reference(wc.subject, method_prep(wc.desc))["research"],
-        mask=lambda wc: research_reference(wc.subject, method_prep(wc.desc))["research_mask"],
+        unpack(lambda wc: reference_inputs(wc.subject, CLIN, wc.desc, "research", "research_mask")),
     output:
         eval_file("{subject}", CLIN, "{desc}", "imagemetrics"),
     wildcard_constraints:
@@ -73,15 +72,13 @@ rule evaluate_image:
     resources:
         **resources_for("evaluate"),
     shell:
-        "brainsr evaluate image --method {params.images} --research {params.research} --mask {input.mask} "
+        "brainsr evaluate image --method {params.images} --research {params.research} --mask {input.research_mask} "
         "--axis {params.axis} --out {output} > {log} 2>&1"
 
 
 rule evaluate_quality:
     input:
-        images=lambda wc: list(scan_images(wc.subject, wc.session, wc.desc).values()),
-        tissues=lambda wc: research_reference(wc.subject, scan_prep(wc.session, wc.desc))["tissues"],
-        mask=lambda wc: research_reference(wc.subject, scan_prep(wc.session, wc.desc))["research_mask"],
+        unpack(lambda wc: reference_inputs(wc.subject, wc.session, wc.desc, "tissues", "research_mask")),
     output:
         eval_file(**_WC, kind="quality"),
     wildcard_constraints:
@@ -98,7 +95,7 @@ rule evaluate_quality:
     resources:
         **resources_for("evaluate"),
     shell:
-        "brainsr evaluate quality --image {params.images} --tissues {input.tissues} --mask {input.mask} "
+        "brainsr evaluate quality --image {params.images} --tissues {input.tissues} --mask {input.research_mask} "
         "--out {output} > {log} 2>&1"
 
 

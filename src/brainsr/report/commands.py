@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -99,15 +99,10 @@ def _image_table(image: pd.DataFrame, methods: Mapping, models: Mapping, names: 
         row = {"method": name, "kind": info["kind"], "prep": info["prep"]}
         if info["kind"] == "experiment":
             row.update({k: s.get(k) for k in ("model", "input", "channels", "critic", "critic_lambda", "filters")})
-            summary = _read_json(models[name]) if name in models else {}
+            summary = tab.read_json(models[name]) if name in models else {}
             row["parameters"] = summary.get("parameters")
         settings.append(row)
     return pd.DataFrame(settings).merge(table, on="method")
-
-
-def _read_json(path: str) -> dict:
-    with open(path) as fh:
-        return json.load(fh)
 
 
 def write_group_tables(spec: Mapping, tables: str | Path, figures: str | Path) -> dict[str, Path]:
@@ -160,10 +155,7 @@ def write_group_tables(spec: Mapping, tables: str | Path, figures: str | Path) -
     written = {}
     for key, frame in out.items():
         written[key] = atomic_write_tsv(frame, tables / GROUP_TABLES[key], na_rep="n/a")
-    ref = volumes[volumes.image == "research"][["subject", "prep", "class", "volume_ml"]]
-    points = volumes[volumes.image != "research"].merge(
-        ref, on=["subject", "prep", "class"], suffixes=("", "_research")
-    )
+    points = tab.paired_volumes(volumes)
     shown = [m for m in spec.get("figure_methods", []) if m in methods] or experiments[:1] or list(methods)[:1]
     fig = figs.bland_altman_figure(
         points,
@@ -179,10 +171,7 @@ def write_group_tables(spec: Mapping, tables: str | Path, figures: str | Path) -
             f"Fig. 13: volumes in the repeated research scans of {controls.subject.nunique()} control subject(s)",
         )
     else:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(5, 2))
-        fig.text(0.5, 0.5, "Fig. 13: no control subjects with repeated research scans", ha="center")
+        fig = figs.note_figure("Fig. 13: no control subjects with repeated research scans", (5, 2))
     written["fig13_png"] = atomic_savefig(fig, figures / GROUP_FIGURES["fig13"], dpi=110)
     return written
 
@@ -195,11 +184,12 @@ def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]
     figures = Path(figures)
     subject, method, baseline = spec["subject"], spec["method"], spec["baseline"]
     names = {"input": f"interpolated ({baseline})", "generated": f"generated ({method})", "target": "research"}
+    load = functools.lru_cache(maxsize=None)(figs.load_canonical)  # a file shown in two figures is read once
     rows, zooms = {}, None
     for seq, files in spec["images"].items():
         rows[seq] = {}
         for role in ("input", "generated", "target"):
-            rows[seq][names[role]], zooms = figs.load_canonical(files[role])
+            rows[seq][names[role]], zooms = load(files[role])
     mask_img = load_mask(spec["mask"])[1]
     import nibabel as nib
 
@@ -221,15 +211,12 @@ def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]
         try:
             fig = make(maps, seqs, f"Fig. {int(key[3:])}: sub-{subject}, {method}: {what}")
         except ValueError as exc:  # e.g. a U-Net without gates: say so in the figure
-            from matplotlib.figure import Figure
-
-            fig = Figure(figsize=(6, 2))
-            fig.text(0.5, 0.5, f"Fig. {int(key[3:])} ({method}): {exc}", ha="center", wrap=True)
+            fig = figs.note_figure(f"Fig. {int(key[3:])} ({method}): {exc}")
         written[key] = atomic_savefig(fig, figures / SUBJECT_FIGURES[key], dpi=110)
     flair, labels = {}, {}
     for name, files in spec["segmentations"].items():
-        flair[name], seg_zooms = figs.load_canonical(files["flair"])
-        labels[name] = np.rint(figs.load_canonical(files["dseg"])[0]).astype(int)
+        flair[name], seg_zooms = load(files["flair"])
+        labels[name] = np.rint(load(files["dseg"])[0]).astype(int)
     for key, shown, what in (("fig11", (1, 2, 3, 4), "multispectral classes"), ("fig12", (5,), "WMH")):
         title = f"Fig. {key[3:]}: sub-{subject}, {what} on FLAIR"
         fig = figs.segmentation_figure(flair, labels, shown, seg_zooms, title)

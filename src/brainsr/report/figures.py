@@ -37,7 +37,9 @@ __all__ = [
     "load_canonical",
     "longitudinal_figure",
     "mask_centre",
+    "note_figure",
     "segmentation_figure",
+    "show_slice",
 ]
 
 VIEWS = {"axial": 0, "coronal": 1, "sagittal": 2}
@@ -50,6 +52,13 @@ def load_canonical(path: str) -> tuple[np.ndarray, np.ndarray]:
     """Image data in RAS+ orientation and its voxel sizes (mm)."""
     img = nib.as_closest_canonical(nib.load(path))
     return np.asarray(img.dataobj, np.float32), np.linalg.norm(img.affine[:3, :3], axis=0)
+
+
+def note_figure(text: str, size: tuple[float, float] = (6, 2)) -> Figure:
+    """A figure that says why there is nothing to plot (e.g. no controls, a generator without gates)."""
+    fig = Figure(figsize=size)
+    fig.text(0.5, 0.5, text, ha="center", wrap=True)
+    return fig
 
 
 def mask_centre(mask: np.ndarray) -> tuple[int, int, int]:
@@ -67,7 +76,7 @@ def _plain(ax) -> None:
     ax.set_yticks([])
 
 
-def _show(ax, volume: np.ndarray, centre: tuple[int, int, int], view: str, zooms: np.ndarray, **style):
+def show_slice(ax, volume: np.ndarray, centre: tuple[int, int, int], view: str, zooms: np.ndarray, **style):
     """One slice of ``volume`` through ``centre`` in ``view``, at its physical aspect, without ticks."""
     im = ax.imshow(
         orthogonal_slices(volume, centre)[VIEWS[view]],
@@ -99,7 +108,7 @@ def comparison_figure(
     for r, (seq, images) in enumerate(rows.items()):
         lo, hi = display_window(images[columns[-1]], mask)
         for c, name in enumerate(columns):
-            im = _show(axes[r, c], images[name], centre, view, zooms, cmap="gray", vmin=lo, vmax=hi)
+            im = show_slice(axes[r, c], images[name], centre, view, zooms, cmap="gray", vmin=lo, vmax=hi)
             _label(axes[r, c], r, c, name, seq)
         fig.colorbar(im, ax=axes[r, -1], fraction=0.046, label="intensity (rescaled, a.u.)")
     fig.suptitle(title)
@@ -119,7 +128,7 @@ def difference_figure(
         vmax = max(float(np.percentile(d[mask], 99.5)) if mask.any() else 1.0 for d in diffs.values()) or 1.0
         for c, name in enumerate(columns):
             d = diffs[name]
-            im = _show(axes[r, c], d, centre, "axial", zooms, cmap="inferno", vmin=0, vmax=vmax)
+            im = show_slice(axes[r, c], d, centre, "axial", zooms, cmap="inferno", vmin=0, vmax=vmax)
             mean = float(d[mask].mean()) if mask.any() else float("nan")
             axes[r, c].set_title(f"|{name} − {target}|\nbrain MAE {mean:.4f}" if r == 0 else f"brain MAE {mean:.4f}")
             _label(axes[r, c], 1, c, "", seq)
@@ -197,7 +206,7 @@ def segmentation_figure(
         lab = np.where(np.isin(labels[name], shown), labels[name], 0).astype(float)
         for r, view in enumerate(("axial", "coronal")):
             ax = axes[r, c]
-            _show(ax, flair[name], centre, view, zooms, cmap="gray", vmin=lo, vmax=hi)
+            show_slice(ax, flair[name], centre, view, zooms, cmap="gray", vmin=lo, vmax=hi)
             overlay = np.ma.masked_equal(orthogonal_slices(lab, centre)[VIEWS[view]], 0)
             ax.imshow(
                 overlay,

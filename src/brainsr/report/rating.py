@@ -17,8 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from brainsr.io import atomic_save_nifti, atomic_savefig, atomic_write_text
-from brainsr.preprocess.qc import display_window, orthogonal_slices
-from brainsr.report.figures import mask_centre
+from brainsr.preprocess.qc import display_window
+from brainsr.report.figures import VIEWS, mask_centre, show_slice
 
 __all__ = ["RATING_SCALE", "write_rating_sheet"]
 
@@ -39,16 +39,13 @@ def _montage(images: Mapping[str, nib.Nifti1Image], title: str) -> Figure:
     first = next(iter(canon.values()))
     centre = mask_centre(np.asarray(first.dataobj) > 0)
     zooms = np.linalg.norm(first.affine[:3, :3], axis=0)
-    aspects = [zooms[1] / zooms[0], zooms[2] / zooms[0], zooms[2] / zooms[1]]
     fig = Figure(figsize=(9, 3 * len(canon) + 0.5), layout="constrained")
     axes = fig.subplots(len(canon), 3, squeeze=False)
     for r, (seq, img) in enumerate(canon.items()):
         d = np.asarray(img.dataobj, np.float32)
         lo, hi = display_window(d, d > 0)
-        for c, s in enumerate(orthogonal_slices(d, centre)):
-            axes[r, c].imshow(s, cmap="gray", vmin=lo, vmax=hi, origin="lower", aspect=aspects[c])
-            axes[r, c].set_xticks([])
-            axes[r, c].set_yticks([])
+        for c, view in enumerate(VIEWS):
+            show_slice(axes[r, c], d, centre, view, zooms, cmap="gray", vmin=lo, vmax=hi)
         axes[r, 0].set_ylabel(seq)
     fig.suptitle(title)
     return fig

@@ -26,8 +26,10 @@ __all__ = [
     "image_long",
     "longitudinal_table",
     "mean_sd",
+    "paired_volumes",
     "quality_errors",
     "quality_long",
+    "read_json",
     "volumes_long",
 ]
 
@@ -57,7 +59,8 @@ CLASS_NAMES = {
 }
 
 
-def _read(path: str | Path) -> dict:
+def read_json(path: str | Path) -> dict:
+    """One per-scan JSON file of the evaluation."""
     with open(path) as fh:
         return json.load(fh)
 
@@ -68,7 +71,7 @@ def _long(entries: Iterable[Mapping], rows_of) -> pd.DataFrame:
     rows = []
     for entry in entries:
         keys = {k: v for k, v in entry.items() if k != "file"}
-        rows += [{**keys, **row} for row in rows_of(_read(entry["file"]))]
+        rows += [{**keys, **row} for row in rows_of(read_json(entry["file"]))]
     return pd.DataFrame(rows)
 
 
@@ -165,15 +168,23 @@ def agreement_table(agreement: pd.DataFrame, cls: str, reference: str = "researc
     return summary(part, ["method"], "metric")
 
 
+def paired_volumes(volumes: pd.DataFrame) -> pd.DataFrame:
+    """Each method's class volumes beside the research scan's of the same subject and prep (``volume_ml_research``).
+
+    ``volumes`` rows have ``image`` = ``research`` for the reference scans.
+    """
+    ref = volumes[volumes.image == "research"][["subject", "prep", "class", "volume_ml"]]
+    est = volumes[volumes.image != "research"]
+    return est.merge(ref, on=["subject", "prep", "class"], suffixes=("", "_research"))
+
+
 def bland_altman_table(volumes: pd.DataFrame, classes: Iterable[str] = VOLUME_CLASSES) -> pd.DataFrame:
     """Bland-Altman of each method's volumes against the research scan's, per class (Fig. 10).
 
     ``volumes`` rows have ``image`` = ``research`` for the reference. Fewer than 2 subjects (or a zero pair mean)
     give a row with the reason and NaN numbers rather than an invented agreement.
     """
-    ref = volumes[volumes.image == "research"][["subject", "prep", "class", "volume_ml"]]
-    est = volumes[volumes.image != "research"]
-    merged = est.merge(ref, on=["subject", "prep", "class"], suffixes=("", "_research"))
+    merged = paired_volumes(volumes)
     rows = []
     for (method, cls), group in merged.groupby(["image", "class"], sort=False):
         if cls not in classes:
