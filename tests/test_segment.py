@@ -24,6 +24,19 @@ def test_t1_tissues_orders_classes_by_intensity():
     np.testing.assert_array_equal(labels, truth)
     with pytest.raises(ValueError, match="empty"):
         t1_tissues(t1, np.zeros(t1.shape, bool))
+    with pytest.raises(ValueError, match="at least 3"):
+        t1_tissues(t1, truth > 0, n_components=2)
+
+
+def test_t1_tissues_bright_non_brain_voxels_do_not_take_the_wm_class():
+    """Scalp fat left in a coarse mask (5 % of voxels, brighter than WM) joins WM; it does not push WM into GM."""
+    rng = np.random.default_rng(3)
+    truth = rng.choice(4, size=(24, 24, 24), p=[0.05, 0.25, 0.35, 0.35]).astype(np.uint8)  # 0 = fat here
+    t1 = np.choose(truth, [0.97, 0.2, 0.5, 0.7]) + 0.03 * rng.standard_normal(truth.shape)
+    labels = t1_tissues(t1, np.ones(truth.shape, bool), seed=0)
+    brain = truth > 0
+    assert (labels[brain] == truth[brain]).mean() > 0.995  # classes 6.7 noise SDs apart
+    assert (labels[~brain] == 3).mean() > 0.995
 
 
 def test_multispectral_classes_follow_the_paper_contrasts():

@@ -70,11 +70,11 @@ def _volumes(labels: np.ndarray, names: Mapping[int, str], zooms: tuple[float, .
     return out
 
 
-def segment_tissues(t1: str, mask: str, out: str, seed: int = 0) -> dict[str, float]:
+def segment_tissues(t1: str, mask: str, out: str, seed: int = 0, n_components: int = 4) -> dict[str, float]:
     """CSF/GM/WM labels of a brain-extracted T1w; returns their volumes in ml."""
     brain, ref = load_mask(mask)
     img = load_on_grid(t1, ref, mask)
-    labels = t1_tissues(np.asarray(img.dataobj), brain, seed=seed)
+    labels = t1_tissues(np.asarray(img.dataobj), brain, n_components=n_components, seed=seed)
     atomic_save_nifti(nib.Nifti1Image(labels, ref.affine), out)
     return _volumes(labels, T1_TISSUES, zooms_mm(ref))
 
@@ -115,7 +115,8 @@ def _write_json(result: dict, path: str | None) -> None:
 
 
 def cmd_tissues(args: argparse.Namespace) -> int:
-    _write_json(segment_tissues(args.t1, args.mask, args.out, seed=args.seed), args.out_json)
+    volumes = segment_tissues(args.t1, args.mask, args.out, seed=args.seed, n_components=args.components)
+    _write_json(volumes, args.out_json)
     return 0
 
 
@@ -145,6 +146,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, type=Path)
     q.add_argument("--out-json", type=Path)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--components", type=int, default=4, help="mixture components (>= 3; see t1_tissues)")
     q.set_defaults(func=cmd_tissues)
     q = seg_sub.add_parser("classes", help="CSF, veins/sinuses, pial layers, normal tissue and WMH of a scan set")
     q.add_argument("--image", nargs="+", required=True, metavar="SEQ=PATH", help="FLAIR, T2w and T1w")

@@ -2,8 +2,9 @@
 
 Two segmentations, each a Gaussian mixture fitted by expectation-maximisation (scikit-learn), seeded:
 
-- :func:`t1_tissues`: CSF / GM / WM masks from the brain-extracted research T1w (3 classes on T1w intensity,
-  ordered by mean). The paper used FSL FAST for these masks; every method is then judged on the same masks.
+- :func:`t1_tissues`: CSF / GM / WM masks from the brain-extracted research T1w (a 4-component mixture on T1w
+  intensity: darkest CSF, the two heaviest of the rest GM < WM, a small extra component to the nearest). The
+  paper used FSL FAST for these masks; every method is then judged on the same masks.
 - :func:`multispectral_classes`: the paper's multispectral clustering of FLAIR, T2w and T1w into CSF, veins and
   sinuses, pial layers / CSF-parenchyma partial volume, and normal tissue (GM and WM). The mixture has more
   components than classes; each component is named after the class whose prototype (the paper's description of
@@ -62,23 +63,38 @@ def _check(brain: np.ndarray, images: Mapping[str, np.ndarray]) -> np.ndarray:
 
 
 def t1_tissues(
-    t1: np.ndarray, brain: np.ndarray, *, seed: int = 0, max_samples: int = 200_000, max_iter: int = 200
+    t1: np.ndarray,
+    brain: np.ndarray,
+    *,
+    n_components: int = 4,
+    seed: int = 0,
+    max_samples: int = 200_000,
+    max_iter: int = 200,
 ) -> np.ndarray:
-    """uint8 labels 1 CSF, 2 GM, 3 WM inside ``brain`` by a 3-class 1D Gaussian mixture on T1w intensity.
+    """uint8 labels 1 CSF, 2 GM, 3 WM inside ``brain`` by a 1D Gaussian mixture on T1w intensity.
 
-    The mixture starts from a seeded k-means and is fitted on at most ``max_samples`` brain voxels; components
-    are ordered by mean (T1w: CSF < GM < WM).
+    The mixture (seeded k-means start, at most ``max_samples`` voxels) has ``n_components`` >= 3 components: the
+    darkest is CSF; of the others, the two with the largest weights are GM (darker) and WM (brighter); any further
+    component (partial volume, or scalp fat / vessels left inside a coarse brain mask, which would otherwise take
+    the WM class) goes to whichever of the three has the nearest mean.
     """
+    if n_components < 3:
+        raise ValueError(f"t1_tissues needs at least 3 mixture components, got {n_components}")
     brain = _check(brain, {"T1w": t1})
     x = np.asarray(t1, np.float64)[brain][:, None]
     fit = x[_sample(x.shape[0], max_samples, seed)]
-    gmm = GaussianMixture(3, covariance_type="full", random_state=seed, max_iter=max_iter)
+    gmm = GaussianMixture(n_components, covariance_type="full", random_state=seed, max_iter=max_iter)
     gmm.fit(fit)
-    order = np.argsort(gmm.means_[:, 0])
-    rank = np.empty(3, np.uint8)
-    rank[order] = np.arange(1, 4, dtype=np.uint8)
+    means = gmm.means_[:, 0]
+    csf = int(np.argmin(means))
+    rest = [k for k in np.argsort(-gmm.weights_) if k != csf]
+    gm, wm = sorted(rest[:2], key=lambda k: means[k])
+    anchors = np.array([csf, gm, wm])
+    nearest = np.argmin(np.abs(means[:, None] - means[anchors][None, :]), axis=1)
+    nearest[anchors] = [0, 1, 2]
+    lut = (nearest + 1).astype(np.uint8)
     labels = np.zeros(brain.shape, np.uint8)
-    labels[brain] = rank[gmm.predict(x)]
+    labels[brain] = lut[gmm.predict(x)]
     return labels
 
 
