@@ -241,8 +241,17 @@ def cmd_rating(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmarks(args: argparse.Namespace) -> int:
+    from brainsr.report.benchmarks import benchmark_table
+
+    table = benchmark_table(args.benchmarks, margin=args.margin)
+    atomic_write_tsv(table, args.out)
+    print(table.to_string(index=False))
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``brainsr report tables|figures|rating``."""
+    """Register ``brainsr report tables|figures|rating|benchmarks``."""
     from brainsr.cli import _json_arg
 
     rep = sub.add_parser("report", help="the paper's tables and figures, and the blinded rating sheet (paper 4)")
@@ -263,3 +272,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--key", required=True, type=Path, help="the code key CSV (keep it from the raters)")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_rating)
+    q = rep_sub.add_parser("benchmarks", help="per-rule wall time and peak memory from benchmark files (job sizing)")
+    q.add_argument("--benchmarks", default=Path("logs/benchmarks"), type=Path, help="the workflow's benchmark dir")
+    q.add_argument("--out", required=True, type=Path, help="TSV table")
+    q.add_argument("--margin", type=float, default=1.5, help="safety factor of the suggested runtime and mem_mb")
+    q.set_defaults(func=cmd_benchmarks)
