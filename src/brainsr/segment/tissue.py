@@ -52,6 +52,14 @@ def _sample(n: int, max_samples: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))
 
 
+def _fit_mixture(
+    features: np.ndarray, n_components: int, *, seed: int, max_samples: int, max_iter: int
+) -> GaussianMixture:
+    """EM fit of a full-covariance Gaussian mixture (k-means start, ``seed``) on at most ``max_samples`` rows."""
+    gmm = GaussianMixture(n_components, covariance_type="full", random_state=seed, max_iter=max_iter)
+    return gmm.fit(features[_sample(features.shape[0], max_samples, seed)])
+
+
 def _check(brain: np.ndarray, images: Mapping[str, np.ndarray]) -> np.ndarray:
     brain = np.asarray(brain, bool)
     for name, img in images.items():
@@ -82,9 +90,7 @@ def t1_tissues(
         raise ValueError(f"t1_tissues needs at least 3 mixture components, got {n_components}")
     brain = _check(brain, {"T1w": t1})
     x = np.asarray(t1, np.float64)[brain][:, None]
-    fit = x[_sample(x.shape[0], max_samples, seed)]
-    gmm = GaussianMixture(n_components, covariance_type="full", random_state=seed, max_iter=max_iter)
-    gmm.fit(fit)
+    gmm = _fit_mixture(x, n_components, seed=seed, max_samples=max_samples, max_iter=max_iter)
     means = gmm.means_[:, 0]
     csf = int(np.argmin(means))
     rest = [k for k in np.argsort(-gmm.weights_) if k != csf]
@@ -117,9 +123,7 @@ def multispectral_classes(
     """
     brain = _check(brain, {"FLAIR": flair, "T2w": t2, "T1w": t1})
     feats = np.stack([zscore_in(img, brain)[brain] for img in (flair, t2, t1)], axis=1)
-    fit = feats[_sample(feats.shape[0], max_samples, seed)]
-    gmm = GaussianMixture(n_components, covariance_type="full", random_state=seed, max_iter=max_iter)
-    gmm.fit(fit)
+    gmm = _fit_mixture(feats, n_components, seed=seed, max_samples=max_samples, max_iter=max_iter)
     names = [name for name, _ in PROTOTYPES]
     protos = np.array([p for _, p in PROTOTYPES])
     nearest = np.argmin(((gmm.means_[:, None, :] - protos[None]) ** 2).sum(-1), axis=1)
