@@ -19,6 +19,18 @@ include: "workflow/rules/common_evaluate.smk"
 include: "workflow/rules/evaluate.smk"
 
 
+# Small gathering steps run in the main Snakemake process, not as cluster jobs (on SLURM: no queueing for
+# seconds of work): the target, dataset descriptions, the BIDS inventory and the group tables.
+localrules:
+    all,
+    bids_inventory,
+    preprocess_dataset,
+    preprocess_tables,
+    superres_dataset,
+    superres_tables,
+    report_tables,
+
+
 rule all:
     input:
         all_targets(),

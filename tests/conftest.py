@@ -1,7 +1,13 @@
-"""Shared test helpers: the tiny preset's simulation settings and a one-patient synthetic cohort."""
+"""Shared test helpers: the tiny preset's simulation settings, a one-patient synthetic cohort, Snakemake runs and
+the finished tiny-preset run that the end-to-end, SLURM and resume tests share."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,6 +19,73 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "workflow" / "presets" / "tiny.yaml"
 PROTOCOLS = load_protocols(REPO / "resources" / "protocols.yaml")
 SESSIONS = {"clinical": "clinical", "research": "research", "longitudinal_prefix": "month"}
+SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
+
+
+def workflow_env(tmpdir: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a Snakemake subprocess: this interpreter's bin first on PATH, an optional TMPDIR."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
+    return env
+
+
+def snakemake(
+    *args: str, cwd: Path, tmpdir: Path | None = None, timeout: float = 1800, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in *cwd* (``--directory``) and capture its output."""
+    return subprocess.run(
+        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args],
+        capture_output=True,
+        text=True,
+        env=env or workflow_env(tmpdir),
+        timeout=timeout,
+    )
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake dry run as {rule: count} ({} when there is nothing to do)."""
+    if "Job stats:" not in text:
+        return {}
+    lines = text.split("Job stats:")[1].splitlines()
+    stats = {}
+    for line in lines[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        stats[parts[0]] = int(parts[1])
+    return stats
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A finished run of the tiny preset: its working directory and Snakemake's output."""
+
+    workdir: Path
+    result: subprocess.CompletedProcess
+
+    def copy(self, target: Path, drop: tuple[str, ...] = ()) -> Path:
+        """Copy the run (results, logs, .snakemake metadata; file times kept) without the *drop* paths, its temporary
+        files, its report and hand-edited masks (the end-to-end test adds one for a moment)."""
+        edits = "results/sourcedata/synthetic/derivatives/masks"
+        skip = {(self.workdir / d).resolve() for d in (*drop, "tmp", "report.html", edits)}
+        shutil.copytree(
+            self.workdir,
+            target,
+            symlinks=True,
+            ignore=lambda d, names: [n for n in names if (Path(d) / n).resolve() in skip],
+        )
+        (target / "tmp").mkdir(exist_ok=True)
+        return target
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """The whole workflow on the tiny preset, run once per session (tests that change it work on a copy)."""
+    work = tmp_path_factory.mktemp("tiny")
+    (work / "tmp").mkdir()
+    out = snakemake("--cores", "2", "--configfile", str(TINY), cwd=work, tmpdir=work / "tmp", timeout=3000)
+    return TinyRun(work, out)
 
 
 def tiny_sim(**over: object) -> dict:

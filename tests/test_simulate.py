@@ -16,6 +16,7 @@ from brainsr.paths import bids, parse_bids_name
 from brainsr.simulate.acquire import ORIENTATION_AXES, geometry, rotation, slice_profile
 from brainsr.simulate.cohort import (
     GT_NAME,
+    cohort_table,
     session_plans,
     simulate_subject,
     subject_params,
@@ -165,6 +166,14 @@ def test_protocol_and_split_schedules_follow_the_paper_and_are_prefix_stable():
     assert weighted_schedule(20, weights) == sched[:20]
     split = weighted_schedule(61, {"train": 40, "validation": 11, "test": 10})
     assert (split.count("train"), split.count("validation"), split.count("test")) == (40, 11, 10)
+
+
+def test_participants_split_follows_the_frozen_split_when_given():
+    sim = tiny_sim(n_patients=4)  # split_counts 1/1/1: the schedule puts the 4th patient somewhere
+    scheduled = cohort_table(sim, PROTOCOLS).set_index("participant_id")["split"]
+    frozen = dict(zip(["P001", "P002", "P003"], scheduled.iloc[:3], strict=True)) | {"P004": "test"}
+    table = cohort_table({**sim, "splits": frozen}, PROTOCOLS).set_index("participant_id")["split"]
+    assert table.to_dict() == {f"sub-{k}": v for k, v in frozen.items()} | {"sub-C001": "n/a"}
 
 
 def test_sessions_and_lesion_growth():

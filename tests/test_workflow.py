@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SNAKEMAKE, job_stats, snakemake, workflow_env
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "workflow" / "presets" / "tiny.yaml"
-SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
 BRAINSR = shutil.which("brainsr") or str(Path(sys.executable).with_name("brainsr"))
-
-
-def snakemake(*args: str, cwd: Path, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    if tmpdir is not None:
-        env["TMPDIR"] = str(tmpdir)
-    return subprocess.run(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-    )
 
 
 @pytest.mark.parametrize(
@@ -76,9 +66,8 @@ def test_bad_config_value_names_the_key(tmp_path):
 
 
 @pytest.mark.e2e
-def test_tiny_preset_end_to_end(tmp_path):
-    (tmp_path / "tmp").mkdir()
-    out = snakemake("--cores", "2", "--configfile", str(TINY), cwd=tmp_path, tmpdir=tmp_path / "tmp")
+def test_tiny_preset_end_to_end(tiny_run):
+    tmp_path, out = tiny_run.workdir, tiny_run.result
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-5000:]
     res = tmp_path / "results"
     bids_root = res / "sourcedata" / "synthetic"
@@ -121,10 +110,15 @@ def test_tiny_preset_end_to_end(tmp_path):
     again = snakemake("-n", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # a new subject: only its own simulation and the group-level steps run
+    # the split is frozen on the first run
+    frozen = pd.read_csv(res / "splits.tsv", sep="\t")
+    expected = {"P001": "test", "P002": "train", "P003": "validation"}
+    assert dict(zip(frozen.subject, frozen.split, strict=True)) == expected
+    # a new subject: only its own simulation and the group-level steps run. These split_counts alone would make
+    # P001, P002 and P004 training subjects; the frozen split keeps P001-P003 and makes P004 a test subject, so
+    # nothing retrains
     grown = tmp_path / "four_patients.yaml"
-    # (the new patient is a test subject; the training and validation subjects keep their split)
-    grown.write_text("simulate:\n  n_patients: 4\n  split_counts: {train: 1, validation: 1, test: 2}\n")
+    grown.write_text("simulate:\n  n_patients: 4\n  split_counts: {train: 2, validation: 1, test: 1}\n")
     more = snakemake("-n", "--cores", "2", "--configfile", str(TINY), str(grown), cwd=tmp_path)
     text = more.stdout + more.stderr
     assert more.returncode == 0, text
@@ -152,6 +146,7 @@ def test_tiny_preset_end_to_end(tmp_path):
         "all": 1,
     }, text
     assert "wildcards: subject=P004" in text
+    assert "sub-P004: new subject, not in splits.tsv: test" in text
 
     # a hand-edited brain mask for one session reruns that session's preprocessing and what depends on it
     edited = res / "sourcedata" / "synthetic" / "derivatives" / "masks" / "sub-P002" / "ses-research" / "anat"
@@ -181,6 +176,7 @@ def test_tiny_preset_end_to_end(tmp_path):
     }, text
     printed = snakemake("-n", "-p", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
     assert "--manual-mask" in printed.stdout + printed.stderr
+    shutil.rmtree(edited.parents[2])  # leave the shared run as it was
 
 
 TINY_EXPERIMENTS = ("model0", "unet", "vit", "model0guided", "model0patches", "model0warp")
@@ -264,18 +260,6 @@ def check_evaluation(res: Path, workdir: Path) -> None:
     assert html.stat().st_size > 100_000
 
 
-def job_stats(text: str) -> dict[str, int]:
-    """The 'Job stats' table of a Snakemake dry run as {rule: count}."""
-    lines = text.split("Job stats:")[1].splitlines()
-    stats = {}
-    for line in lines[3:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        stats[parts[0]] = int(parts[1])
-    return stats
-
-
 @pytest.mark.e2e
 def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort):
     """The same workflow on a user's BIDS dataset: one config key. Uses a one-patient synthetic dataset as input."""
@@ -293,3 +277,74 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
     quality = pd.read_csv(work / "results" / "tables" / "preprocess_alignment_quality.tsv", sep="\t", dtype=str)
     assert set(quality["subject"]) == {"P001"} and len(quality) == 2 * 3  # two sessions x three preps
     assert not (work / "results" / "tables" / "preprocess_accuracy.tsv").exists()  # no ground truth here
+
+    # new data arrives: a subject not in participants.tsv. The frozen split makes it a test subject; the dry run
+    # lists only its preprocessing, its upsampling (the interpolation baselines: nothing is trained here), its
+    # evaluation and the group tables
+    for image in (data / "sub-P001").rglob("*.*"):
+        target = data / "sub-P003" / image.relative_to(data / "sub-P001").as_posix().replace("sub-P001", "sub-P003")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, target)
+    new = snakemake("-n", "--cores", "2", "--configfile", str(TINY), "--config", f"bids_dir={data}", cwd=work)
+    text = new.stdout + new.stderr
+    assert new.returncode == 0, text
+    assert "sub-P003: new subject, not in splits.tsv: test" in text
+    preps = 3  # affinelinear, affinesinc, warp: one interpolation baseline each, and the research scans of each
+    assert job_stats(text) == {
+        "bids_inventory": 1,
+        "preprocess_prepare": 2,
+        "preprocess_register": 4,
+        "preprocess_warp": 2,
+        "preprocess_resample": 6,
+        "preprocess_qc": 2,
+        "preprocess_tables": 1,
+        "superres_infer": preps,
+        "evaluate_image": preps,
+        "evaluate_tissues": preps,
+        "evaluate_quality": 2 * preps,
+        "evaluate_segment": 2 * preps,
+        "evaluate_agreement": preps,
+        # the first test subject: the lesion prior, the figures and tables of the evaluation appear now
+        "evaluate_lesion_prior": 1,
+        "report_tables": 1,
+        "report_figures": 1,
+        "report_rating": 1,
+        "all": 1,
+    }, text
+    assert set(re.findall(r"wildcards: .*?subject=(\w+)", text)) == {"P003"}  # nothing of sub-P001 reruns
+
+
+@pytest.mark.e2e
+def test_killed_workflow_resumes_training_from_the_last_checkpoint(tiny_run, tmp_path):
+    """Kill Snakemake (SIGKILL, the whole process group) after training epoch 1 of 4; the rerun resumes at epoch 2."""
+    assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
+    models = "results/superres/models/model0"
+    work = tiny_run.copy(tmp_path / "work", drop=("logs", f"{models}/work"))
+    longer = tmp_path / "four_epochs.yaml"
+    longer.write_text("superres:\n  experiments:\n    model0: {epochs: 4}\n")
+    args = ["--cores", "2", "--configfile", str(TINY), str(longer), f"{models}/model.pt"]
+    command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), *args]
+    history = work / models / "work" / "history.tsv"
+    proc = subprocess.Popen(
+        command,
+        env=workflow_env(work / "tmp"),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 900
+        while not (history.is_file() and len(pd.read_csv(history, sep="\t")) >= 1):
+            assert proc.poll() is None, "the workflow ended before the first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 900 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(pd.read_csv(history, sep="\t")) == 1 and not (work / models / "model.pt").exists()
+    assert snakemake("--unlock", *args, cwd=work).returncode == 0  # a killed Snakemake leaves its lock
+    again = snakemake("--rerun-incomplete", *args, cwd=work, tmpdir=work / "tmp")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    log = (work / "logs" / "superres_train" / "experiment-model0.log").read_text()
+    assert "after epoch 1" in log, log[-2000:]
+    assert list(pd.read_csv(work / models / "history.tsv", sep="\t").epoch) == [1, 2, 3, 4]

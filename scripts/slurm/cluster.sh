@@ -234,6 +234,8 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
 AccountingStorageTRES=gres/gpu
+# Keep the job comment (the snakemake plugin writes rule_<rule>_wildcards_<...> there) for `sacct -o Comment`.
+AccountingStoreFlags=job_comment
 # For slurmdbd connections Slurm takes the munge socket from AccountingStoragePass, not AuthInfo.
 AccountingStoragePass=$MUNGE_SOCK
 JobAcctGatherType=jobacct_gather/linux

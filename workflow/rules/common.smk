@@ -5,7 +5,7 @@ import os
 import yaml
 
 from brainsr import TEMPLATE_SPACE
-from brainsr.bids import SEQUENCES as SIM_SEQUENCES, discover
+from brainsr.bids import SEQUENCES as SIM_SEQUENCES, discover, freeze_splits
 from brainsr.config import ConfigError, deep_merge, validate_config
 from brainsr.paths import bids
 from brainsr.simulate.cohort import (
@@ -88,6 +88,24 @@ else:
         logger.warning(f"BIDS dataset {BIDS_DIR}: {_problem}")
     PATIENTS = INVENTORY.subjects
     CONTROLS = [lon.subject for lon in INVENTORY.longitudinal]
+
+
+def _assigned_split():
+    """{patient: split} before freezing (synthetic: the cohort's schedule), and the participants.tsv-declared."""
+    if SYNTHETIC:
+        counts = {k: v for k, v in SIM["split_counts"].items() if v > 0}
+        return dict(zip(PATIENTS, weighted_schedule(len(PATIENTS), counts))), set()
+    pairs = INVENTORY.pairs
+    return {p.subject: p.split for p in pairs}, {p.subject for p in pairs if p.split_declared}
+
+
+# The split is frozen on the first run (splits.tsv): subjects added later are test subjects, so new data never
+# retrains a model; a participants.tsv split wins (README "Adding subjects").
+SPLIT_FILE = config["split"]["file"] or f"{OUT}/splits.tsv"
+_split, _declared = _assigned_split()
+SPLIT, _split_notes = freeze_splits(_split, SPLIT_FILE, declared=_declared)
+for _note in _split_notes:
+    logger.warning(f"split ({SPLIT_FILE}): {_note}")
 
 
 def log_path(rule_name, **wildcards):

@@ -2,8 +2,6 @@
 # One training job per experiment (GPU job: resources gpu=1), one inference job per test subject and method
 # (method = an experiment, or interp<prep>: the resampled clinical scan itself, the interpolation baseline).
 
-from brainsr.simulate.cohort import weighted_schedule as _split_schedule
-
 SR = config["superres"]
 SR_DIR = f"{OUT}/superres"
 CLIN, RES = SESSIONS["clinical"], SESSIONS["research"]
@@ -25,17 +23,6 @@ for _name, _exp in EXPERIMENTS.items():
 for _prep in BASELINES:
     if _prep not in prep_labels():
         raise WorkflowError(f"superres.baselines: prep {_prep!r} is not built (preprocess builds {prep_labels()})")
-
-
-def split_of():
-    """{patient: train | validation | test}: participants' split (synthetic: the cohort's own schedule)."""
-    if SYNTHETIC:
-        counts = {k: v for k, v in SIM["split_counts"].items() if v > 0}
-        return dict(zip(PATIENTS, _split_schedule(len(PATIENTS), counts)))
-    return {pair.subject: pair.split for pair in INVENTORY.pairs}
-
-
-SPLIT = split_of()
 
 
 def split_subjects(name):

@@ -4,13 +4,16 @@
 
 if SYNTHETIC:
 
+    localrules:
+        simulate_dataset,
+
     rule simulate_dataset:
         input:
             protocols=SIM["protocols_file"],
         output:
             DATASET.values(),
         params:
-            sim=json.dumps(SIM, sort_keys=True),
+            sim=json.dumps({**SIM, "splits": SPLIT}, sort_keys=True),  # the frozen split goes to participants.tsv
             sessions=json.dumps(SESSIONS, sort_keys=True),
             root=lambda wildcards, output: os.path.dirname(output[0]),
         log:

@@ -88,10 +88,14 @@ def protocol_weights(sim: dict, protocols: dict) -> dict[str, float]:
 
 
 def cohort_table(sim: dict, protocols: dict) -> pd.DataFrame:
-    """participants.tsv content: demographics, protocol, scanner, split, group, session gap."""
+    """participants.tsv content: demographics, protocol, scanner, split, group, session gap.
+
+    The split follows ``split_counts`` unless ``sim["splits"]`` ({label: split}, the frozen split) names it."""
     patients, controls = subject_labels(sim)
     prot = weighted_schedule(len(patients), protocol_weights(sim, protocols))
     split = weighted_schedule(len(patients), {k: v for k, v in sim["split_counts"].items() if v > 0})
+    frozen = sim.get("splits") or {}  # the workflow's frozen split (bids.freeze_splits), when given
+    split = [frozen.get(label, s) for label, s in zip(patients, split, strict=True)]
     rows = []
     for i, label in enumerate(patients + controls):
         p = subject_params(sim, label, prot[i] if i < len(patients) else None)
