@@ -31,11 +31,16 @@ def workflow_env(tmpdir: Path | None = None, **extra: str) -> dict[str, str]:
 
 
 def snakemake(
-    *args: str, cwd: Path, tmpdir: Path | None = None, timeout: float = 1800, env: dict[str, str] | None = None
+    *args: str,
+    cwd: Path,
+    tmpdir: Path | None = None,
+    timeout: float = 1800,
+    env: dict[str, str] | None = None,
+    program: tuple[str, ...] = (SNAKEMAKE,),
 ) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in *cwd* (``--directory``) and capture its output."""
+    """Run the repository's workflow in *cwd* (``--directory``) with *program* and capture its output."""
     return subprocess.run(
-        [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args],
+        [*program, "-s", str(REPO / "Snakefile"), "--directory", str(cwd), *args],
         capture_output=True,
         text=True,
         env=env or workflow_env(tmpdir),

@@ -1,5 +1,6 @@
 """The workflow on a real SLURM cluster: a single-node cluster on 127.0.0.1 (scripts/slurm/cluster.sh) with a `cpu`
-and a `gpu` partition and one fake GPU, driven through ``--profile profiles/slurm`` (issue 6).
+and a `gpu` partition and one fake GPU, driven through ``--profile profiles/slurm`` (issue 6) from a driver
+environment with the executor plugin (scripts/slurm/driver-env.sh).
 
 The tiny preset's finished local run (the session fixture ``tiny_run``) is copied; on the copy the training of
 ``model0`` is forced, so SLURM runs the training (gpu partition), the upsampling of one test subject (gpu
@@ -9,12 +10,13 @@ show the three jobs, on their partitions, completed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -23,7 +25,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, TINY, TinyRun, snakemake, workflow_env
 
-CLUSTER = REPO / "scripts" / "slurm" / "cluster.sh"
+SCRIPTS = REPO / "scripts" / "slurm"
 PROFILE = REPO / "profiles" / "slurm"
 ANAT = "results/superres/sub-P001/ses-clinical/anat"
 UPSAMPLED = [f"{ANAT}/sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-model0_{q}.nii.gz" for q in ("T1w", "FLAIR")]
@@ -35,38 +37,48 @@ HISTORY = "results/superres/models/model0/history.tsv"
 EXPECTED = {"superres_train": "gpu", "superres_infer": "gpu", "evaluate_image": "cpu"}
 
 
+@dataclass(frozen=True)
+class Slurm:
+    """The running test cluster: environment variables for its commands, and the Snakemake driver command."""
+
+    env: dict[str, str]
+    snakemake: tuple[str, ...]
+
+
 def why_not() -> str | None:
     """Why the SLURM test cannot run on this machine (None: it can)."""
     if os.environ.get("BRAINSR_SKIP_SLURM"):
         return "BRAINSR_SKIP_SLURM is set"
-    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
-        return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')"
     if shutil.which("slurmctld") is None and (os.geteuid() != 0 or shutil.which("apt-get") is None):
         return "SLURM is not installed, and installing it needs root and apt-get (scripts/slurm/cluster.sh install)"
     return None
 
 
-def _cluster(*args: str, timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(CLUSTER), *args], capture_output=True, text=True, timeout=timeout)
+def _script(name: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPTS / name), *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Install (when missing) and start the test cluster; the environment that points SLURM commands at it."""
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
+    """Install (what is missing) and start the test cluster; a Snakemake driver environment with the plugin."""
     reason = why_not()
     if reason:
         pytest.skip(reason)
-    installed = _cluster("install", timeout=900)  # apt-get only what is missing
+    installed = _script("cluster.sh", "install", timeout=900)  # apt-get only what is missing
     if installed.returncode != 0:
         pytest.skip(f"cannot install SLURM here: {installed.stderr[-1500:]}")
+    driver = tmp_path_factory.mktemp("driver") / "venv"
+    made = _script("driver-env.sh", str(driver), sys.executable, timeout=900)
+    if made.returncode != 0:
+        pytest.skip(f"cannot install the SLURM executor plugin (package registry?): {made.stderr[-1500:]}")
     state = tmp_path_factory.mktemp("slurm")
-    started = _cluster("start", str(state), timeout=300)
+    started = _script("cluster.sh", "start", str(state), timeout=300)
     try:
         assert started.returncode == 0, f"the test cluster did not start:\n{started.stderr[-4000:]}"
         conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
-        yield {"SLURM_CONF": conf}
+        yield Slurm({"SLURM_CONF": conf}, (str(driver / "bin" / "python"), "-m", "snakemake"))
     finally:
-        _cluster("stop", str(state), timeout=120)
+        _script("cluster.sh", "stop", str(state), timeout=120)
 
 
 def slurm_jobs(work: Path, env: dict[str, str]) -> pd.DataFrame:
@@ -88,10 +100,10 @@ def slurm_jobs(work: Path, env: dict[str, str]) -> pd.DataFrame:
 
 
 @pytest.mark.e2e
-def test_tiny_preset_on_slurm_gpu_training_cpu_evaluation(slurm_env, tiny_run: TinyRun, tmp_path: Path) -> None:
+def test_tiny_preset_on_slurm_gpu_training_cpu_evaluation(slurm: Slurm, tiny_run: TinyRun, tmp_path: Path) -> None:
     assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
     work = tiny_run.copy(tmp_path / "work", drop=("logs", "results/superres/models/model0/work"))
-    env = workflow_env(work / "tmp", **slurm_env)
+    env = workflow_env(work / "tmp", **slurm.env)
     targets = [*UPSAMPLED, METRICS]
     run = snakemake(
         "--profile",
@@ -108,6 +120,7 @@ def test_tiny_preset_on_slurm_gpu_training_cpu_evaluation(slurm_env, tiny_run: T
         cwd=work,
         env=env,
         timeout=1200,
+        program=slurm.snakemake,
     )
     log = run.stdout[-4000:] + run.stderr[-4000:]
     assert run.returncode == 0, log

@@ -3,18 +3,7 @@
 The package folder also ships the configuration schema (``config.schema.yaml``) as package data.
 """
 
-from brainsr.data.datasets import PatchDataset, SliceDataset, patch_locations, predict_patches
-from brainsr.data.volumes import (
-    AXES,
-    ScanPair,
-    crop_hw,
-    from_slices,
-    load_pair,
-    load_stack,
-    pad_hw,
-    padded_size,
-    to_slices,
-)
+from brainsr.lazy import lazy_exports
 
 __all__ = [
     "AXES",
@@ -31,3 +20,21 @@ __all__ = [
     "predict_patches",
     "to_slices",
 ]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "PatchDataset": "brainsr.data.datasets",
+        "SliceDataset": "brainsr.data.datasets",
+        "patch_locations": "brainsr.data.datasets",
+        "predict_patches": "brainsr.data.datasets",
+        "AXES": "brainsr.data.volumes",
+        "ScanPair": "brainsr.data.volumes",
+        "crop_hw": "brainsr.data.volumes",
+        "from_slices": "brainsr.data.volumes",
+        "load_pair": "brainsr.data.volumes",
+        "load_stack": "brainsr.data.volumes",
+        "pad_hw": "brainsr.data.volumes",
+        "padded_size": "brainsr.data.volumes",
+        "to_slices": "brainsr.data.volumes",
+    },
+)

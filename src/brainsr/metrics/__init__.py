@@ -1,8 +1,6 @@
 """Evaluation metrics (paper 3.8): image similarity, clinical quality metrics, segmentation and volume agreement."""
 
-from brainsr.metrics.agreement import OVERLAP_METRICS, BlandAltman, bland_altman, overlap_metrics, volume_ml
-from brainsr.metrics.image import IMAGE_METRICS, image_metrics, mae, mse, nmse, nmse_paper, psnr, ssim_slices
-from brainsr.metrics.quality import cjv, efc, fwhm, mad, quality_metrics, tissue_ratios, tissue_stats, wm2max
+from brainsr.lazy import lazy_exports
 
 __all__ = [
     "IMAGE_METRICS",
@@ -27,3 +25,29 @@ __all__ = [
     "volume_ml",
     "wm2max",
 ]
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "OVERLAP_METRICS": "brainsr.metrics.agreement",
+        "BlandAltman": "brainsr.metrics.agreement",
+        "bland_altman": "brainsr.metrics.agreement",
+        "overlap_metrics": "brainsr.metrics.agreement",
+        "volume_ml": "brainsr.metrics.agreement",
+        "IMAGE_METRICS": "brainsr.metrics.image",
+        "image_metrics": "brainsr.metrics.image",
+        "mae": "brainsr.metrics.image",
+        "mse": "brainsr.metrics.image",
+        "nmse": "brainsr.metrics.image",
+        "nmse_paper": "brainsr.metrics.image",
+        "psnr": "brainsr.metrics.image",
+        "ssim_slices": "brainsr.metrics.image",
+        "cjv": "brainsr.metrics.quality",
+        "efc": "brainsr.metrics.quality",
+        "fwhm": "brainsr.metrics.quality",
+        "mad": "brainsr.metrics.quality",
+        "quality_metrics": "brainsr.metrics.quality",
+        "tissue_ratios": "brainsr.metrics.quality",
+        "tissue_stats": "brainsr.metrics.quality",
+        "wm2max": "brainsr.metrics.quality",
+    },
+)

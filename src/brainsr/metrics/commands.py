@@ -12,7 +12,6 @@ import numpy as np
 from brainsr.data.volumes import AXES
 from brainsr.io import atomic_write_text
 from brainsr.metrics.agreement import overlap_metrics
-from brainsr.metrics.image import IMAGE_METRICS, image_metrics
 from brainsr.metrics.quality import quality_metrics
 from brainsr.preprocess.images import load_checked, load_mask, load_on_grid, zooms_mm
 from brainsr.segment.tissue import T1_TISSUES
@@ -27,6 +26,8 @@ def evaluate_images(
 
     Returns ``{sequence: {f"{metric}_{region}": value}, "mean": the mean over sequences}``.
     """
+    from brainsr.metrics.image import image_metrics  # torch: imported by the commands that need it
+
     if set(method) != set(research):
         raise ValueError(f"method sequences {sorted(method)} and research sequences {sorted(research)} differ")
     brain, mask_img = load_mask(mask)
@@ -109,6 +110,8 @@ def cmd_image(args: argparse.Namespace) -> int:
     result = evaluate_images(
         key_value_pairs(args.method, "--method"), key_value_pairs(args.research, "--research"), args.mask, args.axis
     )
+    from brainsr.metrics.image import IMAGE_METRICS
+
     _write({"metrics": list(IMAGE_METRICS), **result}, args.out)
     return 0
 

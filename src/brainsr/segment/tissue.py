@@ -16,9 +16,12 @@ Two segmentations, each a Gaussian mixture fitted by expectation-maximisation (s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
+
+if TYPE_CHECKING:
+    from sklearn.mixture import GaussianMixture
 
 __all__ = ["CLASSES", "PROTOTYPES", "T1_TISSUES", "multispectral_classes", "t1_tissues", "zscore_in"]
 
@@ -56,6 +59,8 @@ def _fit_mixture(
     features: np.ndarray, n_components: int, *, seed: int, max_samples: int, max_iter: int
 ) -> GaussianMixture:
     """EM fit of a full-covariance Gaussian mixture (k-means start, ``seed``) on at most ``max_samples`` rows."""
+    from sklearn.mixture import GaussianMixture  # scikit-learn only where a mixture is fitted
+
     gmm = GaussianMixture(n_components, covariance_type="full", random_state=seed, max_iter=max_iter)
     return gmm.fit(features[_sample(features.shape[0], max_samples, seed)])
 
