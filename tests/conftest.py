@@ -87,8 +87,10 @@ class TinyRun:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """The whole workflow on the tiny preset, run once per session (tests that change it work on a copy)."""
-    work = tmp_path_factory.mktemp("tiny")
-    (work / "tmp").mkdir()
+    # BRAINSR_TINY_RUN (development): a finished tiny run to bring up to date and reuse instead of a fresh one
+    reuse = os.environ.get("BRAINSR_TINY_RUN")
+    work = Path(reuse) if reuse else tmp_path_factory.mktemp("tiny")
+    (work / "tmp").mkdir(exist_ok=True)
     out = snakemake("--cores", "2", "--configfile", str(TINY), cwd=work, tmpdir=work / "tmp", timeout=3000)
     return TinyRun(work, out)
 

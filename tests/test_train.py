@@ -109,6 +109,7 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
         {"model": "vit", "critic": False, "vit": {"patch_size": 4, "embed_dim": 16, "depth": 1, "heads": 2}},
         {"channels": "single", "critic_lambda": 0.1},
         {"input": "patches", "patch_size": 8, "patches_per_scan": 12, "loss": "0.5*mse+0.5*bce"},
+        {"input": "patches", "channels": "single", "critic_lambda": 0.1, "patch_size": 8, "patches_per_scan": 12},
         {"precision": "fp32", "channels_last": False},
     ],
 )

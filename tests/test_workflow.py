@@ -33,10 +33,11 @@ BRAINSR = shutil.which("brainsr") or str(Path(sys.executable).with_name("brainsr
         *[["preprocess", step] for step in ("template", "prepare", "register", "resample", "qc", "accuracy", "tables")],
         ["train"],
         ["infer"],
+        ["upsample"],
         ["superres-table"],
         *[["evaluate", what] for what in ("image", "quality", "agreement")],
         *[["segment", what] for what in ("tissues", "classes", "prior")],
-        *[["report", what] for what in ("tables", "figures", "rating")],
+        *[["report", what] for what in ("tables", "figures", "rating", "benchmarks")],
     ],
 )
 def test_cli_help(command):
@@ -179,7 +180,7 @@ def test_tiny_preset_end_to_end(tiny_run):
     shutil.rmtree(edited.parents[2])  # leave the shared run as it was
 
 
-TINY_EXPERIMENTS = ("model0", "unet", "vit", "model0guided", "model0patches", "model0warp")
+TINY_EXPERIMENTS = ("model0", "unet", "vit", "model0patches")
 TINY_METHODS = (*TINY_EXPERIMENTS, "interpaffinelinear", "interpaffinesinc", "interpwarp")
 
 
@@ -198,7 +199,7 @@ def check_superres(res: Path) -> None:
     anat = res / "superres" / "sub-P001" / "ses-clinical" / "anat"
     prep_anat = res / "preprocess" / "sub-P001" / "ses-clinical" / "anat"
     for method in TINY_METHODS:
-        prep = {"model0patches": "affinesinc", "model0warp": "warp"}.get(method, method.removeprefix("interp"))
+        prep = {"model0patches": "warp"}.get(method, method.removeprefix("interp"))
         prep = "affinelinear" if prep in TINY_EXPERIMENTS else prep
         for seq in ("T1w", "T2w", "FLAIR"):
             tpl = nib.load(anat / f"sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-{method}_{seq}.nii.gz")
@@ -211,7 +212,7 @@ def check_superres(res: Path) -> None:
             assert native.shape == raw.shape and np.allclose(native.affine, raw.affine), (method, seq)
         explain = np.load(anat / f"sub-P001_ses-clinical_desc-{method}_explain.npz")
         assert "output" in explain
-        if method in ("model0", "model0warp"):
+        if method == "model0":
             assert "attention_4" in explain and "gradcam_output" in explain and "gradcam_target" in explain
     assert (res / "superres" / "dataset_description.json").is_file()
     # the interpolation baseline is the preprocessed clinical scan itself
@@ -322,7 +323,7 @@ def test_killed_workflow_resumes_training_from_the_last_checkpoint(tiny_run, tmp
     work = tiny_run.copy(tmp_path / "work", drop=("logs", f"{models}/work"))
     longer = tmp_path / "four_epochs.yaml"
     longer.write_text("superres:\n  experiments:\n    model0: {epochs: 4}\n")
-    args = ["--cores", "2", "--configfile", str(TINY), str(longer), f"{models}/model.pt"]
+    args = [f"{models}/model.pt", "--cores", "2", "--configfile", str(TINY), str(longer)]  # target first: nargs
     command = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(work), *args]
     history = work / models / "work" / "history.tsv"
     proc = subprocess.Popen(
@@ -339,7 +340,8 @@ def test_killed_workflow_resumes_training_from_the_last_checkpoint(tiny_run, tmp
             assert time.monotonic() < deadline, "no checkpoint after 900 s"
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert len(pd.read_csv(history, sep="\t")) == 1 and not (work / models / "model.pt").exists()
     assert snakemake("--unlock", *args, cwd=work).returncode == 0  # a killed Snakemake leaves its lock

@@ -63,6 +63,8 @@ def train_from_spec(
             "rescale_percentiles": spec.get("rescale_percentiles"),
             "rescale_core_mm": spec.get("rescale_core_mm"),
         },
+        # the preprocessing settings, so that `brainsr upsample` repeats them on new scans without a config
+        "preprocess": spec.get("preprocess"),
         "train_subjects": [e["subject"] for e in spec["train"]],
         "validation_subjects": [e["subject"] for e in spec["validation"]],
     }
@@ -157,8 +159,36 @@ def cmd_superres_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upsample(args: argparse.Namespace) -> int:
+    """One clinical scan set through a trained model: preprocessing, upsampling, outputs on both grids, QC."""
+    from brainsr.config import load_config, validate_config
+    from brainsr.infer.upsample import resolve_model, upsample_scans
+
+    cfg = load_config(*args.configfile) if args.configfile else validate_config({})
+    images = {q: p for q, p in (("T1w", args.t1w), ("T2w", args.t2w), ("FLAIR", args.flair)) if p}
+    result = upsample_scans(
+        images,
+        resolve_model(args.model, args.results),
+        args.out,
+        preprocess=cfg["preprocess"],
+        subject=args.subject,
+        device=args.device,
+        batch_size=args.batch_size,
+        precision=args.precision,
+    )
+    width = max(len(k) for k in result.seconds)
+    print("time per step:")
+    for step, sec in result.seconds.items():
+        print(f"  {step:<{width}}  {sec:8.1f} s")
+    print(f"  {'total':<{width}}  {sum(result.seconds.values()):8.1f} s")
+    for kind, path in result.outputs.items():
+        if "json" not in kind:
+            print(f"{kind:>16}: {path}")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``brainsr train``, ``brainsr infer`` and ``brainsr superres-table``."""
+    """Register ``brainsr train``, ``brainsr infer``, ``brainsr upsample`` and ``brainsr superres-table``."""
     q = sub.add_parser("train", help="train one super-resolution experiment (paper 3.3-3.5)")
     q.add_argument(
         "--spec-json", required=True, type=_json_obj, help="experiment settings and subjects as JSON (inline or @file)"
@@ -188,6 +218,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     q.add_argument("--compile", action="store_true", help="torch.compile the generator (faster on long runs)")
     q.set_defaults(func=cmd_infer)
+
+    q = sub.add_parser(
+        "upsample",
+        help="upsample one patient's clinical T1w, T2w and FLAIR with a trained model (preprocessing included)",
+    )
+    q.add_argument("--model", required=True, help="model file, or an experiment name of a workflow run (see --results)")
+    q.add_argument("--t1w", help="clinical T1w (NIfTI)")
+    q.add_argument("--t2w", help="clinical T2w (NIfTI)")
+    q.add_argument("--flair", help="clinical FLAIR (NIfTI)")
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--subject", default="01", help="subject label of the output names (sub-<label>_...)")
+    q.add_argument("--results", default="results", help="results folder of the run that trained --model <name>")
+    q.add_argument(
+        "--configfile", nargs="*", default=[], help="the training run's config file(s): template, grids, extraction"
+    )
+    q.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    q.add_argument("--batch-size", type=int, default=16)
+    q.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    q.set_defaults(func=cmd_upsample)
 
     q = sub.add_parser("superres-table", help="settings and validation metrics of every trained experiment")
     q.add_argument("--summary", nargs="*", default=[], help="<experiment>/model.json files")

@@ -3,7 +3,7 @@
 # estimated once, one job per transform) -> every alignment x resampling variant ("prep") on the analysis grid.
 # Outputs form a BIDS-derivatives dataset under <output_dir>/preprocess.
 
-from brainsr.preprocess.pipeline import initial_key, prep_label
+from brainsr.preprocess.pipeline import initial_key, prep_label, prep_spec as _prep_spec
 
 PRE = config["preprocess"]
 PREP_DIR = f"{OUT}/preprocess"
@@ -42,14 +42,11 @@ def preps_of(subject):
 
 
 def prep_spec(prep):
-    """(transform key, interpolation) of a prep label."""
-    if prep == "warp":
-        return "warp", PRE["warp_interpolation"]
-    for alignment in ("rigid", "affine"):
-        if prep.startswith(alignment):
-            variant = PRE["variants"][prep[len(alignment) :]]
-            return f"{alignment}{variant['cost']}", variant["interpolation"]
-    raise WorkflowError(f"unknown prep {prep!r}")
+    """(transform key, interpolation) of a prep label (brainsr.preprocess.pipeline.prep_spec with this config)."""
+    try:
+        return _prep_spec(prep, PRE)
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 def _ses(wc, **kw):

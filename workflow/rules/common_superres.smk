@@ -2,6 +2,8 @@
 # One training job per experiment (GPU job: resources gpu=1), one inference job per test subject and method
 # (method = an experiment, or interp<prep>: the resampled clinical scan itself, the interpolation baseline).
 
+from brainsr.preprocess.pipeline import native_chain
+
 SR = config["superres"]
 SR_DIR = f"{OUT}/superres"
 CLIN, RES = SESSIONS["clinical"], SESSIONS["research"]
@@ -123,14 +125,12 @@ def infer_inputs(wildcards):
 
 
 def infer_native_json(wildcards):
+    """Per sequence the native reference and the transform chain from the template grid back onto it."""
     sub, prep = wildcards.subject, method_prep(wildcards.method)
     inverse = prep_tpl_xfm(sub, CLIN, prep_spec(prep)[0], inverse=True)
     spec = {}
     for q in SEQS:
-        if q == SEQS[0]:
-            transforms, invert = [inverse], [False]
-        else:
-            transforms, invert = [prep_seq_xfm(sub, CLIN, q), inverse], [True, False]
+        transforms, invert = native_chain(inverse, None if q == SEQS[0] else prep_seq_xfm(sub, CLIN, q))
         spec[q] = {"reference": prep_brain(sub, CLIN, q), "transforms": transforms, "invert": invert}
     return json.dumps(spec, sort_keys=True)
 

@@ -57,7 +57,7 @@ rule preprocess_prepare:
         log_path("preprocess_prepare", subject="{subject}", session="{session}"),
     benchmark:
         benchmark_path("preprocess_prepare", subject="{subject}", session="{session}")
-    threads: 2
+    threads: 1  # single-threaded ITK: the same inputs give the same outputs
     conda:
         "../../envs/imaging.yaml"
     resources:
@@ -86,7 +86,7 @@ rule preprocess_register:
         log_path("preprocess_register", subject="{subject}", session="{session}", key="{key}"),
     benchmark:
         benchmark_path("preprocess_register", subject="{subject}", session="{session}", key="{key}")
-    threads: lambda wc: 1 if wc.key.endswith("cr") else 2  # the correlation-ratio optimiser is single-threaded
+    threads: 1  # ITK runs single-threaded (deterministic, see brainsr.preprocess.images); CR is our own optimiser
     conda:
         "../../envs/imaging.yaml"
     resources:
@@ -114,7 +114,7 @@ rule preprocess_warp:
         log_path("preprocess_warp", subject="{subject}", session="{session}"),
     benchmark:
         benchmark_path("preprocess_warp", subject="{subject}", session="{session}")
-    threads: 2
+    threads: 1  # single-threaded ITK: the same inputs give the same outputs
     conda:
         "../../envs/imaging.yaml"
     resources:
@@ -147,7 +147,7 @@ rule preprocess_resample:
         log_path("preprocess_resample", subject="{subject}", session="{session}", prep="{prep}"),
     benchmark:
         benchmark_path("preprocess_resample", subject="{subject}", session="{session}", prep="{prep}")
-    threads: 2
+    threads: 1  # single-threaded ITK: the same inputs give the same outputs
     conda:
         "../../envs/imaging.yaml"
     resources:

@@ -22,20 +22,10 @@ from brainsr.infer.predict import InferenceSettings, explain_slices, upsample_vo
 from brainsr.io import atomic_save_nifti, atomic_savez, atomic_write_text
 from brainsr.models import Identity
 from brainsr.models.files import load_model_file
+from brainsr.preprocess.pipeline import native_chain
 from brainsr.train.settings import pick_device
 
 __all__ = ["infer_scan", "native_chain", "to_native"]
-
-
-def native_chain(tpl_inverse: str, seq_to_t1w: str | None) -> tuple[list[str], list[bool]]:
-    """ANTs transform list (and invert flags) that resamples a template-space image onto a native sequence grid.
-
-    Points of the native grid go to the session T1w (inverse of ``from-<seq>_to-T1w``), then to the template
-    (``from-<tpl>_to-T1w``, the kept inverse of the alignment; a displacement field for the warp).
-    """
-    if seq_to_t1w is None:
-        return [tpl_inverse], [False]
-    return [seq_to_t1w, tpl_inverse], [True, False]
 
 
 def to_native(

@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -34,6 +35,31 @@ REFERENCE = "T1w"
 def prep_label(alignment: str, variant: str | None) -> str:
     """Name of an alignment x resampling variant as used in ``desc-`` labels: ``affinelinear``, ``warp``."""
     return alignment if alignment == "warp" else f"{alignment}{variant}"
+
+
+def prep_spec(prep: str, preprocess: Mapping[str, Any]) -> tuple[str, str]:
+    """(template transform key, interpolation) of a prep label, e.g. ``affinelinear`` -> (``affinecr``, ``linear``)
+    with the config's ``preprocess`` section (``variants``: cost and interpolation; ``warp_interpolation``)."""
+    if prep == "warp":
+        return "warp", str(preprocess["warp_interpolation"])
+    for alignment in ("rigid", "affine"):
+        if prep.startswith(alignment):
+            variant = preprocess["variants"].get(prep[len(alignment) :])
+            if variant is None:
+                break
+            return f"{alignment}{variant['cost']}", str(variant["interpolation"])
+    raise ValueError(f"unknown prep {prep!r} (expected rigid<variant>, affine<variant> or warp)")
+
+
+def native_chain(tpl_inverse: str, seq_to_t1w: str | None) -> tuple[list[str], list[bool]]:
+    """ANTs transform list (and invert flags) that resamples a template-space image onto a native sequence grid.
+
+    Points of the native grid go to the session T1w (inverse of ``from-<seq>_to-T1w``), then to the template
+    (``from-<tpl>_to-T1w``, the kept inverse of the alignment; a displacement field for the warp).
+    """
+    if seq_to_t1w is None:
+        return [tpl_inverse], [False]
+    return [seq_to_t1w, tpl_inverse], [True, False]
 
 
 def transform_keys(alignments: list[str], variants: Mapping[str, Mapping[str, str]]) -> list[str]:

@@ -1,0 +1,337 @@
+"""``brainsr upsample``: one patient's clinical scan set through a trained model, without a BIDS dataset or a config.
+
+Paper sections 5-6: a trained model brings routinely acquired clinical T1w, T2w and FLAIR scans into research
+pipelines. The scans go through the preprocessing the model was trained with (bias correction, brain extraction,
+alignment to the template with the model's alignment and resampling variant, crop, rescale; paper 3.1), then the
+model (3.6); the results are written on the template grid and mapped back onto each clinical acquisition grid,
+with the brain mask, a QC figure and a JSON record of the model, the software versions and the steps.
+
+Every output is first written to a staging folder inside the output folder and moved into place only when all
+steps have succeeded: a failure leaves no partial outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from brainsr import TEMPLATE_SPACE, __version__
+from brainsr.io import atomic_savefig, atomic_write_text
+from brainsr.paths import label_ok
+
+__all__ = ["UpsampleError", "UpsampleResult", "output_names", "resolve_model", "upsample_scans"]
+
+log = logging.getLogger("brainsr")
+
+
+class UpsampleError(ValueError):
+    """A problem with the request itself (model, sequences, output folder); the message says which."""
+
+
+@dataclass
+class UpsampleResult:
+    """The files written (by kind) and the seconds each step took."""
+
+    outputs: dict[str, Path]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_model(model: str | Path, results_dir: str | Path = "results") -> Path:
+    """A model file, or an experiment name of a workflow run: ``<results_dir>/superres/models/<name>/model.pt``."""
+    path = Path(model)
+    if path.is_file():
+        return path
+    candidate = Path(results_dir) / "superres" / "models" / str(model) / "model.pt"
+    if candidate.is_file():
+        return candidate
+    raise UpsampleError(
+        f"--model {model}: neither a model file nor an experiment trained under {results_dir} ({candidate} not found)"
+    )
+
+
+def output_names(subject: str, method: str, sequences: list[str]) -> dict[str, str]:
+    """BIDS-derivatives file names of the outputs, by kind (``template:<seq>``, ``native:<seq>``, ...)."""
+    stem = f"sub-{subject}"
+    names = {f"template:{q}": f"{stem}_space-{TEMPLATE_SPACE}_desc-{method}_{q}.nii.gz" for q in sequences}
+    names |= {f"native:{q}": f"{stem}_desc-{method}_{q}.nii.gz" for q in sequences}
+    for kind, name in list(names.items()):
+        names[kind.replace(":", "_json:")] = name.removesuffix(".nii.gz") + ".json"
+    names["mask"] = f"{stem}_space-{TEMPLATE_SPACE}_desc-brain_mask.nii.gz"
+    names["qc"] = f"{stem}_desc-{method}_qc.png"
+    names["record"] = f"{stem}_desc-{method}_upsample.json"
+    return names
+
+
+def _sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"brainsr": __version__}
+    for name in ("torch", "antspyx", "nibabel", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _template(preprocess: Mapping[str, Any], work: Path, grid: Mapping[str, Any]) -> tuple[str, str]:
+    """The template brain and mask on the analysis grid, checked against the grid the model was trained on."""
+    from brainsr.preprocess.template import load_template, write_grid
+
+    tpl, msk = load_template(preprocess["template"]["image"] or "", preprocess["template"]["mask"] or "")
+    image, mask = str(work / "template_T1w.nii.gz"), str(work / "template_mask.nii.gz")
+    write_grid(image, mask, tpl, msk, float(preprocess["grid_mm"]), float(preprocess["crop_margin_mm"]))
+    built = nib.load(image)
+    shape, affine = grid.get("grid_shape"), grid.get("grid_affine")
+    if shape is not None and (list(built.shape) != list(shape) or not np.allclose(built.affine, affine, atol=1e-3)):
+        raise UpsampleError(
+            f"the model was trained on a {list(shape)} grid, but grid_mm={preprocess['grid_mm']} and "
+            f"crop_margin_mm={preprocess['crop_margin_mm']} give {list(built.shape)}: pass the training run's "
+            "config with --configfile (e.g. workflow/presets/tiny.yaml for a tiny-preset model)"
+        )
+    return image, mask
+
+
+def _qc_figure(inputs: Mapping[str, str], outputs: Mapping[str, str], mask: str, path: Path, title: str) -> None:
+    """Input (preprocessed clinical) and output of each sequence: axial, coronal and sagittal slices."""
+    from matplotlib.figure import Figure
+
+    from brainsr.report.figures import mask_centre, show_slice
+
+    brain = np.asarray(nib.load(mask).dataobj) > 0
+    centre = mask_centre(brain)
+    seqs = list(inputs)
+    views = ("axial", "coronal", "sagittal")
+    fig = Figure(figsize=(2.2 * 2 * len(views), 2.4 * len(seqs)), constrained_layout=True)
+    axes = fig.subplots(len(seqs), 2 * len(views), squeeze=False)
+    for row, seq in enumerate(seqs):
+        for col, (label, path_img) in enumerate((("input", inputs[seq]), ("upsampled", outputs[seq]))):
+            img = nib.load(path_img)
+            zooms = np.array(img.header.get_zooms()[:3])
+            for v, view in enumerate(views):
+                ax = axes[row, col * len(views) + v]
+                show_slice(ax, np.asarray(img.dataobj), centre, view, zooms, cmap="gray", vmin=0, vmax=1)
+                if v == 0:
+                    ax.set_ylabel(seq)
+                if row == 0:
+                    ax.set_title(f"{label}, {view}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    atomic_savefig(fig, path, dpi=110)
+
+
+def upsample_scans(
+    images: Mapping[str, str | Path],
+    model: str | Path,
+    out_dir: str | Path,
+    *,
+    preprocess: Mapping[str, Any],
+    subject: str = "01",
+    device: str = "auto",
+    batch_size: int = 16,
+    precision: str = "auto",
+    step_done: Callable[[str, float], None] | None = None,
+) -> UpsampleResult:
+    """Preprocess one clinical scan set as the model's training data was, upsample it, write the outputs.
+
+    ``images``: NIfTI path per sequence (``T1w``, ``T2w``, ``FLAIR``; every sequence the model takes).
+    ``preprocess``: the ``preprocess`` section of the validated config (template, grids, bias, brain extraction,
+    variants, rescaling), overridden by the settings the model file recorded at training; the model file also
+    supplies the prep, the sequences, the grid and the intensity scaling.
+    """
+    from brainsr.infer.commands import infer_scan
+    from brainsr.models.files import load_model_file
+    from brainsr.preprocess.images import load_checked
+    from brainsr.preprocess.pipeline import (
+        initial_key,
+        native_chain,
+        prep_spec,
+        prepare_session,
+        register_session,
+        resample_session,
+    )
+
+    if not label_ok(subject):
+        raise UpsampleError(f"--subject {subject!r}: a BIDS label has only letters and digits")
+    seconds: dict[str, float] = {}
+
+    def done(step: str, start: float) -> None:
+        seconds[step] = time.perf_counter() - start
+        log.info("%s: %.1f s", step, seconds[step])
+        if step_done is not None:
+            step_done(step, seconds[step])
+
+    t0 = time.perf_counter()
+    model_path = Path(model)
+    meta = load_model_file(model_path).meta
+    data = meta["data"]
+    seqs = list(data.get("sequences") or [])
+    missing = [q for q in seqs if q not in images]
+    if missing:
+        raise UpsampleError(
+            f"{model_path}: the model takes {', '.join(seqs)}; missing {', '.join(missing)} "
+            f"(give --{missing[0].lower()})"
+        )
+    extra = sorted(set(images) - set(seqs))
+    if extra:
+        log.warning("the model takes %s only: %s not used", ", ".join(seqs), ", ".join(extra))
+    for q in seqs:
+        load_checked(images[q])  # one clear message per unusable input, before any work
+    if data.get("preprocess"):  # recorded at training: wins over the config's defaults
+        from brainsr.config import deep_merge
+
+        preprocess = deep_merge(preprocess, data["preprocess"])
+        log.info("preprocessing settings recorded in %s", model_path.name)
+    prep = str(data.get("prep") or "affinelinear")
+    key, interpolation = prep_spec(prep, preprocess)
+    method = str(data.get("experiment") or meta["model"]["name"]) or "model"
+    method = "".join(ch for ch in method if ch.isalnum()) or "model"
+    intensity = data.get("intensity") or {}
+    percentiles = intensity.get("rescale_percentiles") or preprocess["rescale_percentiles"]
+    core_mm = intensity.get("rescale_core_mm")
+    core_mm = float(preprocess["rescale_core_mm"] if core_mm is None else core_mm)
+    done("check", t0)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = output_names(subject, method, seqs)
+    with (
+        tempfile.TemporaryDirectory(prefix="brainsr-upsample-") as work_name,
+        tempfile.TemporaryDirectory(prefix=".brainsr-staging-", dir=out_dir) as staging_name,
+    ):
+        work, staging = Path(work_name), Path(staging_name)
+        t0 = time.perf_counter()
+        template, template_mask = _template(preprocess, work, data)
+        done("template", t0)
+
+        t0 = time.perf_counter()
+        brains = {q: str(work / f"brain_{q}.nii.gz") for q in seqs}
+        session_mask = str(work / "mask_T1w.nii.gz")
+        to_t1w = {q: str(work / f"from-{q}_to-T1w.mat") for q in seqs[1:]}
+        brain_settings = {k: v for k, v in preprocess["brain"].items() if k != "manual_masks_dir"}
+        prepare_session(
+            {q: str(images[q]) for q in seqs},
+            out_brain=brains,
+            out_mask=session_mask,
+            out_xfm=to_t1w,
+            bias=preprocess["bias"],
+            brain=brain_settings,
+            iso_mm=float(preprocess["iso_mm"]),
+            level_mm=float(preprocess["level_mm"]),
+        )
+        done("prepare (bias correction, brain extraction)", t0)
+
+        t0 = time.perf_counter()
+        chain = [k for k in (initial_key(key), key) if k]
+        xfm: dict[str, tuple[str, str]] = {}
+        for k in chain:
+            ext = ".nii.gz" if k == "warp" else ".mat"
+            forward, inverse = str(work / f"to-template_{k}{ext}"), str(work / f"from-template_{k}{ext}")
+            register_session(
+                brains[seqs[0]],
+                session_mask,
+                template,
+                template_mask,
+                key=k,
+                out=forward,
+                out_inverse=inverse,
+                initial=xfm[initial_key(k)][0] if initial_key(k) in xfm else None,
+                level_mm=float(preprocess["level_mm"]),
+                syn_iterations=tuple(preprocess["syn_iterations"]),
+            )
+            xfm[k] = (forward, inverse)
+        done(f"register ({' then '.join(chain)})", t0)
+
+        t0 = time.perf_counter()
+        prepped = {q: str(work / f"prep_{q}.nii.gz") for q in seqs}
+        resample_session(
+            brains,
+            session_mask,
+            template,
+            xfm[key][0],
+            to_t1w,
+            interpolation=interpolation,
+            percentiles=(float(percentiles[0]), float(percentiles[1])),
+            core_mm=core_mm,
+            out_images=prepped,
+            out_mask=str(staging / names["mask"]),
+            prep=prep,
+        )
+        done(f"resample ({prep})", t0)
+
+        t0 = time.perf_counter()
+        native = {}
+        for q in seqs:
+            transforms, invert = native_chain(xfm[key][1], to_t1w.get(q))
+            native[q] = {"reference": brains[q], "transforms": transforms, "invert": invert}
+        infer_scan(
+            images=prepped,
+            out={q: str(staging / names[f"template:{q}"]) for q in seqs},
+            model=str(model_path),
+            mask=str(staging / names["mask"]),
+            native=native,
+            out_native={q: str(staging / names[f"native:{q}"]) for q in seqs},
+            device=device,
+            batch_size=batch_size,
+            precision=precision,
+        )
+        done("upsample and map back to the clinical grids", t0)
+
+        t0 = time.perf_counter()
+        _qc_figure(
+            prepped,
+            {q: str(staging / names[f"template:{q}"]) for q in seqs},
+            str(staging / names["mask"]),
+            staging / names["qc"],
+            f"sub-{subject}: {method} ({prep}); input = preprocessed clinical scan",
+        )
+        done("qc figure", t0)
+
+        record = {
+            "GeneratedBy": [{"Name": "brainsr upsample", "Version": __version__}],
+            "Model": {
+                "File": model_path.name,
+                "SHA256": _sha256(model_path),
+                "Architecture": meta["model"]["name"],
+                "Experiment": data.get("experiment"),
+                "TrainedWithBrainsr": meta.get("brainsr_version"),
+                "Sequences": seqs,
+                "Prep": prep,
+            },
+            # inputs by content hash only: file names of clinical exports often carry names or IDs
+            "Inputs": {q: {"SHA256": _sha256(images[q])} for q in seqs},
+            "Steps": [
+                f"bias correction ({preprocess['bias']['engine']}), brain extraction ({preprocess['brain']['engine']})",
+                f"registration to {TEMPLATE_SPACE} ({' then '.join(chain)})",
+                f"resampling ({interpolation}) onto the {preprocess['grid_mm']:g} mm analysis grid, "
+                f"rescaled to [0, 1] (percentiles {list(percentiles)}, core {core_mm:g} mm)",
+                "upsampling with the model, mapped back onto each clinical grid (linear)",
+            ],
+            "Preprocessing": {k: preprocess[k] for k in ("grid_mm", "iso_mm", "level_mm", "bias", "syn_iterations")},
+            "Software": _versions(),
+            "Seconds": {k: round(v, 2) for k, v in seconds.items()},
+        }
+        atomic_write_text(json.dumps(record, indent=2, default=str) + "\n", staging / names["record"])
+        outputs = {}
+        for kind, name in names.items():  # every step succeeded: publish
+            target = out_dir / name
+            (staging / name).replace(target)
+            outputs[kind] = target
+    return UpsampleResult(outputs, seconds)

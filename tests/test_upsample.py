@@ -1,0 +1,165 @@
+"""``brainsr upsample`` (issue 7): one clinical scan set through a trained model, checked against the workflow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import TINY, TinyRun
+
+from brainsr.infer.upsample import UpsampleError, output_names, resolve_model, upsample_scans
+from brainsr.models import AttentionUNet
+from brainsr.models.files import save_model_file
+from brainsr.preprocess.images import ImageInputError
+from brainsr.preprocess.pipeline import prep_spec
+
+SEQS = ["T1w", "T2w", "FLAIR"]
+BRAINSR = str(Path(sys.executable).with_name("brainsr"))
+PLANTED = "Jane Doe 1970-01-01 MRN123456"
+
+
+def _model(path: Path, sequences: list[str] = SEQS) -> Path:
+    kwargs = {"in_channels": len(sequences), "out_channels": len(sequences), "filters": 4, "depth": 2}
+    data = {"prep": "affinelinear", "sequences": sequences, "experiment": "model0", "axis": "axial", "pad": 16}
+    return save_model_file(
+        path, generator=AttentionUNet(**kwargs), model_name="attention_unet", model_kwargs=kwargs, data=data
+    )
+
+
+def _preprocess() -> dict:
+    from brainsr.config import validate_config
+
+    return validate_config({})["preprocess"]
+
+
+def test_output_names_are_bids_derivatives() -> None:
+    names = output_names("01", "model0", ["T1w"])
+    assert names == {
+        "template:T1w": "sub-01_space-MNI152NLin2009cSym_desc-model0_T1w.nii.gz",
+        "native:T1w": "sub-01_desc-model0_T1w.nii.gz",
+        "template_json:T1w": "sub-01_space-MNI152NLin2009cSym_desc-model0_T1w.json",
+        "native_json:T1w": "sub-01_desc-model0_T1w.json",
+        "mask": "sub-01_space-MNI152NLin2009cSym_desc-brain_mask.nii.gz",
+        "qc": "sub-01_desc-model0_qc.png",
+        "record": "sub-01_desc-model0_upsample.json",
+    }
+
+
+def test_prep_spec_of_the_config_variants() -> None:
+    pre = _preprocess()
+    assert prep_spec("affinelinear", pre) == ("affinecr", "linear")
+    assert prep_spec("rigidsinc", pre) == ("rigidmi", "sinc")
+    assert prep_spec("warp", pre) == ("warp", "linear")
+    with pytest.raises(ValueError, match="unknown prep 'affinecubic'"):
+        prep_spec("affinecubic", pre)
+
+
+def test_resolve_model_file_or_experiment(tmp_path: Path) -> None:
+    path = _model(tmp_path / "results" / "superres" / "models" / "model0" / "model.pt")
+    assert resolve_model(path) == path
+    assert resolve_model("model0", tmp_path / "results") == path
+    with pytest.raises(UpsampleError, match="neither a model file nor an experiment"):
+        resolve_model("model9", tmp_path / "results")
+
+
+def _image(path: Path, value: float = 1.0) -> Path:
+    data = np.full((8, 8, 8), value, np.float32)
+    data[0] = 0
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    return path
+
+
+def test_missing_sequence_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    model = _model(tmp_path / "m.pt")
+    out = tmp_path / "out"
+    with pytest.raises(UpsampleError, match=r"missing T2w, FLAIR \(give --t2w\)"):
+        upsample_scans({"T1w": _image(tmp_path / "t1.nii.gz")}, model, out, preprocess=_preprocess())
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_single_channel_model_takes_one_sequence_and_bad_inputs_are_named(tmp_path: Path) -> None:
+    model = _model(tmp_path / "m.pt", ["FLAIR"])
+    broken = tmp_path / "flair.nii.gz"
+    broken.write_bytes(b"\x1f\x8b not really gzip")
+    out = tmp_path / "out"
+    with pytest.raises(ImageInputError, match=r"flair\.nii\.gz: cannot be read as NIfTI"):
+        upsample_scans({"FLAIR": broken}, model, out, preprocess=_preprocess())
+    nan = _image(tmp_path / "nan.nii.gz", np.nan)
+    with pytest.raises(ImageInputError, match=r"nan\.nii\.gz"):
+        upsample_scans({"FLAIR": nan}, model, out, preprocess=_preprocess())
+    with pytest.raises(UpsampleError, match="BIDS label"):
+        upsample_scans({"FLAIR": nan}, model, out, preprocess=_preprocess(), subject="P 1")
+    assert not out.exists() or not list(out.iterdir())
+
+
+@pytest.mark.e2e
+def test_upsample_a_clinical_scan_set_like_the_workflow(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """The cohort's test patient, upsampled in one command, equals the workflow's own output for it; free-text
+    header fields planted in the inputs appear in no output."""
+    assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
+    res = tiny_run.workdir / "results"
+    raw = res / "sourcedata" / "synthetic" / "sub-P001" / "ses-clinical" / "anat"
+    inputs = {}
+    for q in SEQS:
+        img = nib.load(raw / f"sub-P001_ses-clinical_{q}.nii.gz")
+        img.header["descrip"] = PLANTED[:79].encode()
+        img.header["aux_file"] = b"MRN123456"
+        img.header["intent_name"] = b"JaneDoe"
+        inputs[q] = tmp_path / f"Jane_Doe_{q}.nii.gz"
+        nib.save(img, inputs[q])
+    out = tmp_path / "out"
+    args = [f"--{q.lower()}={inputs[q]}" for q in SEQS]
+    run = subprocess.run(
+        [
+            BRAINSR,
+            "upsample",
+            "--model",
+            "model0",
+            "--results",
+            str(res),
+            *args,
+            "--out",
+            str(out),
+            "--subject",
+            "P001",
+            "--configfile",
+            str(TINY),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "time per step:" in run.stdout and "total" in run.stdout
+    names = output_names("P001", "model0", SEQS)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names.values())  # no staging folder left
+    ours_dir = res / "superres" / "sub-P001" / "ses-clinical" / "anat"
+    for q in SEQS:
+        for kind, theirs in (("template", f"space-MNI152NLin2009cSym_desc-model0_{q}"), ("native", f"desc-model0_{q}")):
+            mine = nib.load(out / names[f"{kind}:{q}"])
+            ref = nib.load(ours_dir / f"sub-P001_ses-clinical_{theirs}.nii.gz")
+            assert mine.shape == ref.shape and np.allclose(mine.affine, ref.affine, atol=1e-4), (kind, q)
+            a, b = np.asarray(mine.dataobj), np.asarray(ref.dataobj)
+            print(kind, q, "max |upsample - workflow|", np.abs(a - b).max(), "mean", np.abs(a - b).mean())
+            assert np.abs(a - b).mean() < 1e-3, (kind, q, np.abs(a - b).mean())
+    record = json.loads((out / names["record"]).read_text())
+    assert record["Model"]["Experiment"] == "model0" and record["Model"]["Prep"] == "affinelinear"
+    assert set(record["Seconds"]) >= {"check", "template", "upsample and map back to the clinical grids"}
+    # anonymity: neither the planted header text nor the input file names reach any output
+    for path in out.iterdir():
+        if path.suffix == ".gz":
+            header = nib.load(path).header
+            assert all(
+                PLANTED not in str(header[k]) and "MRN" not in str(header[k]) and "Jane" not in str(header[k])
+                for k in ("descrip", "aux_file", "intent_name")
+            ), path
+        if path.suffix == ".json":
+            text = path.read_text()
+            assert "Jane" not in text and "MRN" not in text, path
