@@ -63,8 +63,6 @@ def train_from_spec(
             "rescale_percentiles": spec.get("rescale_percentiles"),
             "rescale_core_mm": spec.get("rescale_core_mm"),
         },
-        # the preprocessing settings, so that `brainsr upsample` repeats them on new scans without a config
-        "preprocess": spec.get("preprocess"),
         "train_subjects": [e["subject"] for e in spec["train"]],
         "validation_subjects": [e["subject"] for e in spec["validation"]],
     }

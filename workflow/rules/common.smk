@@ -12,6 +12,7 @@ from brainsr.simulate.cohort import (
     GT_NAME,
     load_protocols,
     protocol_weights,
+    split_schedule,
     subject_labels,
     weighted_schedule,
 )
@@ -93,8 +94,7 @@ else:
 def _assigned_split():
     """{patient: split} before freezing (synthetic: the cohort's schedule), and the participants.tsv-declared."""
     if SYNTHETIC:
-        counts = {k: v for k, v in SIM["split_counts"].items() if v > 0}
-        return dict(zip(PATIENTS, weighted_schedule(len(PATIENTS), counts))), set()
+        return split_schedule(SIM), set()
     pairs = INVENTORY.pairs
     return {p.subject: p.split for p in pairs}, {p.subject for p in pairs if p.split_declared}
 

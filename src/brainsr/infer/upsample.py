@@ -27,7 +27,7 @@ import numpy as np
 
 from brainsr import TEMPLATE_SPACE, __version__
 from brainsr.io import atomic_savefig, atomic_write_text
-from brainsr.paths import label_ok
+from brainsr.paths import bids, label_ok
 
 __all__ = ["UpsampleError", "UpsampleResult", "output_names", "resolve_model", "upsample_scans"]
 
@@ -61,14 +61,18 @@ def resolve_model(model: str | Path, results_dir: str | Path = "results") -> Pat
 
 def output_names(subject: str, method: str, sequences: list[str]) -> dict[str, str]:
     """BIDS-derivatives file names of the outputs, by kind (``template:<seq>``, ``native:<seq>``, ...)."""
-    stem = f"sub-{subject}"
-    names = {f"template:{q}": f"{stem}_space-{TEMPLATE_SPACE}_desc-{method}_{q}.nii.gz" for q in sequences}
-    names |= {f"native:{q}": f"{stem}_desc-{method}_{q}.nii.gz" for q in sequences}
-    for kind, name in list(names.items()):
-        names[kind.replace(":", "_json:")] = name.removesuffix(".nii.gz") + ".json"
-    names["mask"] = f"{stem}_space-{TEMPLATE_SPACE}_desc-brain_mask.nii.gz"
-    names["qc"] = f"{stem}_desc-{method}_qc.png"
-    names["record"] = f"{stem}_desc-{method}_upsample.json"
+
+    def name(suffix: str, extension: str = ".nii.gz", **entities: str) -> str:
+        return Path(bids("", subject=subject, suffix=suffix, extension=extension, **entities)).name
+
+    names = {}
+    for q in sequences:
+        for kind, space in (("template", TEMPLATE_SPACE), ("native", None)):
+            names[f"{kind}:{q}"] = name(q, space=space, desc=method)
+            names[f"{kind}_json:{q}"] = name(q, ".json", space=space, desc=method)
+    names["mask"] = name("mask", space=TEMPLATE_SPACE, desc="brain")
+    names["qc"] = name("qc", ".png", desc=method)
+    names["record"] = name("upsample", ".json", desc=method)
     return names
 
 
@@ -153,8 +157,8 @@ def upsample_scans(
 
     ``images``: NIfTI path per sequence (``T1w``, ``T2w``, ``FLAIR``; every sequence the model takes).
     ``preprocess``: the ``preprocess`` section of the validated config (template, grids, bias, brain extraction,
-    variants, rescaling), overridden by the settings the model file recorded at training; the model file also
-    supplies the prep, the sequences, the grid and the intensity scaling.
+    variants, rescaling) of the training run's config; the model file supplies the prep, the sequences, the grid
+    and the intensity scaling.
     """
     from brainsr.infer.commands import infer_scan
     from brainsr.models.files import load_model_file
@@ -194,11 +198,6 @@ def upsample_scans(
         log.warning("the model takes %s only: %s not used", ", ".join(seqs), ", ".join(extra))
     for q in seqs:
         load_checked(images[q])  # one clear message per unusable input, before any work
-    if data.get("preprocess"):  # recorded at training: wins over the config's defaults
-        from brainsr.config import deep_merge
-
-        preprocess = deep_merge(preprocess, data["preprocess"])
-        log.info("preprocessing settings recorded in %s", model_path.name)
     prep = str(data.get("prep") or "affinelinear")
     key, interpolation = prep_spec(prep, preprocess)
     method = str(data.get("experiment") or meta["model"]["name"]) or "model"

@@ -61,6 +61,13 @@ def weighted_schedule(n: int, weights: dict[str, float]) -> list[str]:
     return out
 
 
+def split_schedule(sim: dict) -> dict[str, str]:
+    """{patient: train | validation | test} by ``split_counts`` (:func:`weighted_schedule`: prefix-stable)."""
+    patients, _ = subject_labels(sim)
+    counts = {k: v for k, v in sim["split_counts"].items() if v > 0}
+    return dict(zip(patients, weighted_schedule(len(patients), counts), strict=True))
+
+
 def subject_labels(sim: dict) -> tuple[list[str], list[str]]:
     """Patient (P001, ...) and control (C001, ...) subject labels of the synthetic cohort."""
     return (
@@ -93,9 +100,7 @@ def cohort_table(sim: dict, protocols: dict) -> pd.DataFrame:
     The split follows ``split_counts`` unless ``sim["splits"]`` ({label: split}, the frozen split) names it."""
     patients, controls = subject_labels(sim)
     prot = weighted_schedule(len(patients), protocol_weights(sim, protocols))
-    split = weighted_schedule(len(patients), {k: v for k, v in sim["split_counts"].items() if v > 0})
-    frozen = sim.get("splits") or {}  # the workflow's frozen split (bids.freeze_splits), when given
-    split = [frozen.get(label, s) for label, s in zip(patients, split, strict=True)]
+    split = split_schedule(sim) | (sim.get("splits") or {})  # the workflow's frozen split, when given
     rows = []
     for i, label in enumerate(patients + controls):
         p = subject_params(sim, label, prot[i] if i < len(patients) else None)
@@ -111,7 +116,7 @@ def cohort_table(sim: dict, protocols: dict) -> pd.DataFrame:
                 "group": p["group"],
                 "protocol": p["protocol"] or "n/a",
                 "scanner": scanner,
-                "split": split[i] if i < len(patients) else "n/a",
+                "split": split.get(label, "n/a"),
                 "days_between_sessions": p["days"][-1] if p["group"] == "patient" else "n/a",
             }
         )
