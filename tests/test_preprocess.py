@@ -388,3 +388,24 @@ def test_rescale_percentiles_come_from_the_brain_core() -> None:
     assert out[4, 4, 4] == 1.0 and out[3, 4, 4] == 0.0 and out[1, 4, 4] == 1.0  # rim clipped to 1
     _, info0 = rescale(data, mask, (0.0, 100.0))
     assert info0["high"] == 1000.0
+
+
+def test_failed_brain_extraction_names_the_session_image(tmp_path: Path) -> None:
+    """A readable 32 mm phantom 'head': brain extraction leaves an empty mask; the error names the session's T1w
+    and nothing is written."""
+    t1w = tmp_path / "sub-X_ses-clinical_T1w.nii.gz"
+    nib.save(_phantom(shape=(16, 16, 16), zoom=2.0), t1w)
+    with pytest.raises(
+        ImageInputError, match=r"brain extraction failed: engine 'bet' produced an empty brain mask \(0 ml\)"
+    ) as err:
+        prepare_session(
+            {"T1w": str(t1w)},
+            out_brain={"T1w": str(tmp_path / "b.nii.gz")},
+            out_mask=str(tmp_path / "m.nii.gz"),
+            out_xfm={},
+            bias={"engine": "n4", "fit_mm": 6.0},
+            brain={"engine": "bet"},
+            iso_mm=2.0,
+        )
+    assert err.value.path == str(t1w) and "manual brain mask" in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [t1w.name]

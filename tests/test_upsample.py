@@ -97,6 +97,30 @@ def test_single_channel_model_takes_one_sequence_and_bad_inputs_are_named(tmp_pa
     assert not out.exists() or not list(out.iterdir())
 
 
+def test_checkpoint_of_another_architecture_or_program_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    from brainsr.models.files import ModelFileError
+
+    t1w = _image(tmp_path / "t1.nii.gz")
+    raw = tmp_path / "raw_state_dict.pt"
+    torch.save(AttentionUNet(in_channels=3, out_channels=3, filters=4, depth=2).state_dict(), raw)
+    with pytest.raises(ModelFileError, match=r"raw_state_dict\.pt: not a brainsr-model file"):
+        upsample_scans({"T1w": t1w}, raw, tmp_path / "out", preprocess=_preprocess())
+    other = tmp_path / "other.pt"  # weights of a 4-filter U-Net recorded as an 8-filter one
+    kwargs = {"in_channels": 3, "out_channels": 3, "filters": 4, "depth": 2}
+    data = {"prep": "affinelinear", "sequences": SEQS, "experiment": "model0", "axis": "axial", "pad": 16}
+    save_model_file(
+        other, generator=AttentionUNet(**kwargs), model_name="attention_unet", model_kwargs=kwargs, data=data
+    )
+    payload = torch.load(other, weights_only=True)
+    payload["model"]["kwargs"]["filters"] = 8
+    torch.save(payload, other)
+    with pytest.raises(ModelFileError, match=r"other\.pt: the weights do not fit the recorded generator architecture"):
+        upsample_scans({"T1w": t1w}, other, tmp_path / "out", preprocess=_preprocess())
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.e2e
 def test_upsample_a_clinical_scan_set_like_the_workflow(tiny_run: TinyRun, tmp_path: Path) -> None:
     """The cohort's test patient, upsampled in one command, equals the workflow's own output for it; free-text
@@ -163,3 +187,59 @@ def test_upsample_a_clinical_scan_set_like_the_workflow(tiny_run: TinyRun, tmp_p
         if path.suffix == ".json":
             text = path.read_text()
             assert "Jane" not in text and "MRN" not in text, path
+
+
+@pytest.mark.e2e
+def test_upsample_dicom_series_straight_from_the_scanner(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """The test patient's clinical scans as DICOM series (int16 pixels, identifying header fields, identifying folder
+    names): converted with dcm2niix, upsampled to within the pixel quantisation of the workflow's output, and no
+    output carries a name, ID, date or folder name of the input."""
+    import gzip
+
+    from dicom_series import IDENTITY, write_series
+
+    from brainsr.config import load_config
+
+    assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
+    res = tiny_run.workdir / "results"
+    raw = res / "sourcedata" / "synthetic" / "sub-P001" / "ses-clinical" / "anat"
+    folders = {
+        q: write_series(
+            nib.load(raw / f"sub-P001_ses-clinical_{q}.nii.gz"),
+            tmp_path / "export" / f"Doe_Jane_{q}",
+            series_number=3 + i,
+            description=f"{q} Doe_Jane",
+        )
+        for i, q in enumerate(SEQS)
+    }
+    out = tmp_path / "out"
+    result = upsample_scans(
+        folders,
+        resolve_model("model0", res),
+        out,
+        preprocess=load_config(TINY)["preprocess"],
+        subject="P001",
+        device="cpu",
+    )
+    names = output_names("P001", "model0", SEQS)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names.values())
+    ours_dir = res / "superres" / "sub-P001" / "ses-clinical" / "anat"
+    mask = np.asarray(nib.load(out / names["mask"]).dataobj) > 0
+    for q in SEQS:
+        mine = np.asarray(nib.load(result.outputs[f"template:{q}"]).dataobj)
+        ref = np.asarray(
+            nib.load(ours_dir / f"sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-model0_{q}.nii.gz").dataobj
+        )
+        diff = np.abs(mine - ref)[mask]
+        print(q, "DICOM vs NIfTI input: mean |diff| in the brain", diff.mean(), "max", diff.max())
+        assert diff.mean() < 0.01, (q, diff.mean())
+    record = json.loads((out / names["record"]).read_text())
+    for q in SEQS:
+        given = record["Inputs"][q]
+        assert given["Format"] == "DICOM" and given["Converter"].startswith("dcm2niix v"), given
+        assert given["Acquisition"]["MagneticFieldStrength"] == 1.5, given
+    planted = [*IDENTITY.values(), "Doe_Jane", "Elsewhere"]
+    for path in out.iterdir():
+        content = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        found = [text for text in planted if text.encode() in content]
+        assert not found, (path.name, found)

@@ -320,6 +320,88 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
     }, text
     assert set(re.findall(r"wildcards: .*?subject=(\w+)", text)) == {"P003"}  # nothing of sub-P001 reruns
 
+    # bad input (issue 7): every session of sub-P004..P007 has one unusable file, sub-P_8 an invalid label. Under
+    # --keep-going each failing job logs one message naming the file and the problem, sub-P003 (new, valid) still
+    # gets prepared, and no partial output of a failed job remains
+    bad = _plant_bad_subjects(data)
+    run = snakemake("--cores", "2", "--keep-going", "--until", "preprocess_prepare", *config, cwd=work)
+    text = run.stdout + run.stderr
+    failed = set(re.findall(r"log: logs/preprocess_prepare/subject-(\w+?)_session-(\w+)\.log \(check log", text))
+    assert run.returncode != 0 and failed == set(bad), text[-3000:]
+    assert "invalid subject label 'P_8'" in text
+    for session in ("clinical", "research"):
+        prepared = work / "results" / "preprocess" / "sub-P003" / f"ses-{session}" / "anat"
+        assert (prepared / f"sub-P003_ses-{session}_desc-brain_mask.nii.gz").exists(), session
+    for (subject, session), (path, message) in bad.items():
+        log = (work / "logs" / "preprocess_prepare" / f"subject-{subject}_session-{session}.log").read_text()
+        assert f"{path}: {message}" in log and "Traceback" not in log, (subject, session, log[-2000:])
+        assert not [f for f in (work / "results" / "preprocess" / f"sub-{subject}").rglob("*") if f.is_file()]
+    assert not [f for f in (work / "results").rglob("*") if ".tmp" in f.name]
+
+
+def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
+    """Copies of sub-P001 with one broken file per session; returns {(subject, session): (file, message)}."""
+    import gzip
+
+    import nibabel as nib
+    import numpy as np
+
+    def image(path: Path) -> nib.Nifti1Image:
+        return nib.load(path)
+
+    def resave(path: Path, data_: np.ndarray, affine: np.ndarray | None = None) -> None:
+        img = nib.load(path)
+        nib.save(nib.Nifti1Image(data_.astype(np.float32), img.affine if affine is None else affine), path)
+
+    def nan(path: Path) -> None:
+        values = image(path).get_fdata()
+        values[tuple(s // 2 for s in values.shape)] = np.nan
+        resave(path, values)
+
+    def sheared(path: Path) -> None:
+        affine = image(path).affine.copy()
+        affine[:3, 1] += 0.3 * affine[:3, 0]  # the second voxel axis leans 17 degrees towards the first
+        resave(path, image(path).get_fdata(), affine)
+
+    def flat_zoom(path: Path) -> None:
+        img = nib.Nifti1Image(image(path).get_fdata().astype(np.float32), np.eye(4))
+        img.set_qform(None, code=0)
+        img.set_sform(np.diag([1.0, 0.0, 1.0, 1.0]), code=1)
+        nib.save(img, path)
+
+    def small_head(path: Path) -> None:  # readable, but brain extraction finds no brain in it
+        grid = np.indices((16, 16, 16)) - 7.5
+        ball = (np.sqrt((grid**2).sum(axis=0)) < 6).astype(np.float32) * 500 + 10
+        nib.save(nib.Nifti1Image(ball, np.diag([2.0, 2.0, 2.0, 1.0])), path)
+
+    cases = {
+        ("P004", "clinical", "T1w"): (lambda p: p.write_bytes(p.read_bytes()[:2000]), "cannot be read as NIfTI"),
+        ("P004", "research", "FLAIR"): (nan, "1 voxels are NaN or Inf"),
+        ("P005", "clinical", "FLAIR"): (
+            lambda p: resave(p, np.stack([image(p).get_fdata()] * 2, axis=-1)),
+            "expected a 3D image, got 4D",
+        ),
+        ("P005", "research", "T2w"): (sheared, "beyond the tolerance"),
+        ("P006", "clinical", "T2w"): (lambda p: p.write_bytes(gzip.compress(b"DICM? no")), "cannot be read as NIfTI"),
+        ("P006", "research", "T1w"): (lambda p: resave(p, 0 * image(p).get_fdata()), "all voxels are zero"),
+        ("P007", "clinical", "T1w"): (small_head, "brain extraction failed"),
+        ("P007", "research", "T2w"): (flat_zoom, "degenerate voxel-to-world affine"),
+    }
+    for subject in ("P004", "P005", "P006", "P007", "P_8"):
+        for image_path in (data / "sub-P001").rglob("*.*"):
+            name = image_path.relative_to(data / "sub-P001").as_posix().replace("sub-P001", f"sub-{subject}")
+            (data / f"sub-{subject}" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(image_path, data / f"sub-{subject}" / name)
+    bad = {}
+    for (subject, session, seq), (spoil, message) in cases.items():
+        path = data / f"sub-{subject}" / f"ses-{session}" / "anat" / f"sub-{subject}_ses-{session}_{seq}.nii.gz"
+        spoil(path)
+        if seq == "T1w" and message.startswith("brain extraction"):  # the whole session is the small head
+            for other in ("T2w", "FLAIR"):
+                small_head(path.with_name(path.name.replace("T1w", other)))
+        bad[subject, session] = (path, message)
+    return bad
+
 
 @pytest.mark.e2e
 def test_killed_workflow_resumes_training_from_the_last_checkpoint(tiny_run, tmp_path):
@@ -356,3 +438,32 @@ def test_killed_workflow_resumes_training_from_the_last_checkpoint(tiny_run, tmp
     log = (work / "logs" / "superres_train" / "experiment-model0.log").read_text()
     assert "after epoch 1" in log, log[-2000:]
     assert list(pd.read_csv(work / models / "history.tsv", sep="\t").epoch) == [1, 2, 3, 4]
+
+
+@pytest.mark.e2e
+def test_the_same_config_gives_the_same_numbers(tiny_run, tmp_path):
+    """Determinism (issue 7): the test patient made again from its simulation on (preprocessing, every model's and
+    baseline's upsampling, evaluation, segmentation) and every group table after it: each results table is byte for
+    byte what the first run wrote. Training is not repeated here: the SLURM test retrains model0 and compares."""
+    assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
+    work = tiny_run.copy(tmp_path / "work", drop=("logs",))
+    res = work / "results"
+
+    def tables() -> dict[Path, bytes]:
+        return {p.relative_to(res): p.read_bytes() for p in res.rglob("*") if p.suffix in (".tsv", ".csv")}
+
+    before = tables()
+    source = "results/sourcedata/synthetic/sub-P001/ses-clinical/anat/sub-P001_ses-clinical_T1w.nii.gz"
+    run = snakemake("--cores", "2", "--configfile", str(TINY), "--forcerun", source, cwd=work, tmpdir=work / "tmp")
+    text = run.stdout + run.stderr
+    assert run.returncode == 0, text[-3000:]
+    stats = job_stats(text)
+    assert stats["simulate_patient"] == 1 and "superres_train" not in stats, stats
+    assert stats["preprocess_prepare"] == 2 and stats["report_tables"] == 1, stats
+    after = tables()
+    assert sorted(after) == sorted(before)
+    remade = [k for k in after if (res / k).stat().st_mtime > (tiny_run.workdir / "results" / k).stat().st_mtime]
+    assert any(k.parts[0] == "tables" for k in remade), remade
+    changed = [str(k) for k in before if before[k] != after[k]]
+    print(len(before), "tables,", len(remade), "written again, differing:", changed)
+    assert not changed

@@ -222,9 +222,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="upsample one patient's clinical T1w, T2w and FLAIR with a trained model (preprocessing included)",
     )
     q.add_argument("--model", required=True, help="model file, or an experiment name of a workflow run (see --results)")
-    q.add_argument("--t1w", help="clinical T1w (NIfTI)")
-    q.add_argument("--t2w", help="clinical T2w (NIfTI)")
-    q.add_argument("--flair", help="clinical FLAIR (NIfTI)")
+    q.add_argument("--t1w", help="clinical T1w: NIfTI file or DICOM series folder")
+    q.add_argument("--t2w", help="clinical T2w: NIfTI file or DICOM series folder")
+    q.add_argument("--flair", help="clinical FLAIR: NIfTI file or DICOM series folder")
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--subject", default="01", help="subject label of the output names (sub-<label>_...)")
     q.add_argument("--results", default="results", help="results folder of the run that trained --model <name>")

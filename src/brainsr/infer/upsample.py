@@ -12,6 +12,7 @@ steps have succeeded: a failure leaves no partial outputs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -82,6 +83,35 @@ def _sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _read_inputs(images: Mapping[str, str | Path], work: Path) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """Each input as a checked NIfTI path (DICOM folders converted with dcm2niix), and what the record keeps of it.
+
+    The record keeps content hashes and allow-listed acquisition parameters only: the file and folder names of
+    clinical exports, and DICOM headers, often carry names, IDs or dates.
+    """
+    from brainsr.preprocess.images import load_checked
+
+    paths, provenance = {}, {}
+    for q, given in images.items():
+        if Path(given).is_dir():
+            from brainsr.dicom import convert_series, dcm2niix_version
+
+            converted, acquisition = convert_series(given, work, f"input_{q}")
+            load_checked(converted)
+            provenance[q] = {
+                "Format": "DICOM",
+                "Converter": f"dcm2niix {dcm2niix_version()}",
+                "Acquisition": acquisition,
+                "SHA256OfConvertedImage": _sha256(converted),
+            }
+            paths[q] = str(converted)
+        else:
+            load_checked(given)
+            provenance[q] = {"Format": "NIfTI", "SHA256": _sha256(given)}
+            paths[q] = str(given)
+    return paths, provenance
 
 
 def _versions() -> dict[str, str]:
@@ -155,14 +185,14 @@ def upsample_scans(
 ) -> UpsampleResult:
     """Preprocess one clinical scan set as the model's training data was, upsample it, write the outputs.
 
-    ``images``: NIfTI path per sequence (``T1w``, ``T2w``, ``FLAIR``; every sequence the model takes).
+    ``images``: per sequence (``T1w``, ``T2w``, ``FLAIR``; every sequence the model takes) a NIfTI file or a
+    folder holding one DICOM series (converted with dcm2niix, :mod:`brainsr.dicom`).
     ``preprocess``: the ``preprocess`` section of the validated config (template, grids, bias, brain extraction,
     variants, rescaling) of the training run's config; the model file supplies the prep, the sequences, the grid
     and the intensity scaling.
     """
     from brainsr.infer.commands import infer_scan
     from brainsr.models.files import load_model_file
-    from brainsr.preprocess.images import load_checked
     from brainsr.preprocess.pipeline import (
         initial_key,
         native_chain,
@@ -182,40 +212,38 @@ def upsample_scans(
         if step_done is not None:
             step_done(step, seconds[step])
 
-    t0 = time.perf_counter()
-    model_path = Path(model)
-    meta = load_model_file(model_path).meta
-    data = meta["data"]
-    seqs = list(data.get("sequences") or [])
-    missing = [q for q in seqs if q not in images]
-    if missing:
-        raise UpsampleError(
-            f"{model_path}: the model takes {', '.join(seqs)}; missing {', '.join(missing)} "
-            f"(give --{missing[0].lower()})"
-        )
-    extra = sorted(set(images) - set(seqs))
-    if extra:
-        log.warning("the model takes %s only: %s not used", ", ".join(seqs), ", ".join(extra))
-    for q in seqs:
-        load_checked(images[q])  # one clear message per unusable input, before any work
-    prep = str(data.get("prep") or "affinelinear")
-    key, interpolation = prep_spec(prep, preprocess)
-    method = str(data.get("experiment") or meta["model"]["name"]) or "model"
-    method = "".join(ch for ch in method if ch.isalnum()) or "model"
-    intensity = data.get("intensity") or {}
-    percentiles = intensity.get("rescale_percentiles") or preprocess["rescale_percentiles"]
-    core_mm = intensity.get("rescale_core_mm")
-    core_mm = float(preprocess["rescale_core_mm"] if core_mm is None else core_mm)
-    done("check", t0)
+    with contextlib.ExitStack() as stack:  # the work folder is removed however the run ends
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="brainsr-upsample-")))
+        t0 = time.perf_counter()
+        model_path = Path(model)
+        meta = load_model_file(model_path).meta
+        data = meta["data"]
+        seqs = list(data.get("sequences") or [])
+        missing = [q for q in seqs if q not in images]
+        if missing:
+            raise UpsampleError(
+                f"{model_path}: the model takes {', '.join(seqs)}; missing {', '.join(missing)} "
+                f"(give --{missing[0].lower()})"
+            )
+        extra = sorted(set(images) - set(seqs))
+        if extra:
+            log.warning("the model takes %s only: %s not used", ", ".join(seqs), ", ".join(extra))
+        # DICOM folders converted, every input read and checked: one clear message per unusable input, before any work
+        images, provenance = _read_inputs({q: images[q] for q in seqs}, work)
+        prep = str(data.get("prep") or "affinelinear")
+        key, interpolation = prep_spec(prep, preprocess)
+        method = str(data.get("experiment") or meta["model"]["name"]) or "model"
+        method = "".join(ch for ch in method if ch.isalnum()) or "model"
+        intensity = data.get("intensity") or {}
+        percentiles = intensity.get("rescale_percentiles") or preprocess["rescale_percentiles"]
+        core_mm = intensity.get("rescale_core_mm")
+        core_mm = float(preprocess["rescale_core_mm"] if core_mm is None else core_mm)
+        done("check", t0)
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = output_names(subject, method, seqs)
-    with (
-        tempfile.TemporaryDirectory(prefix="brainsr-upsample-") as work_name,
-        tempfile.TemporaryDirectory(prefix=".brainsr-staging-", dir=out_dir) as staging_name,
-    ):
-        work, staging = Path(work_name), Path(staging_name)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        names = output_names(subject, method, seqs)
+        staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".brainsr-staging-", dir=out_dir)))
         t0 = time.perf_counter()
         template, template_mask = _template(preprocess, work, data)
         done("template", t0)
@@ -315,7 +343,7 @@ def upsample_scans(
                 "Prep": prep,
             },
             # inputs by content hash only: file names of clinical exports often carry names or IDs
-            "Inputs": {q: {"SHA256": _sha256(images[q])} for q in seqs},
+            "Inputs": provenance,
             "Steps": [
                 f"bias correction ({preprocess['bias']['engine']}), brain extraction ({preprocess['brain']['engine']})",
                 f"registration to {TEMPLATE_SPACE} ({' then '.join(chain)})",
@@ -333,4 +361,4 @@ def upsample_scans(
             target = out_dir / name
             (staging / name).replace(target)
             outputs[kind] = target
-    return UpsampleResult(outputs, seconds)
+        return UpsampleResult(outputs, seconds)

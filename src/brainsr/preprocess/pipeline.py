@@ -141,11 +141,16 @@ def prepare_session(
         if user_mask is not None:
             mask, engine = user_mask, "manual"
         else:
-            from brainsr.preprocess.brain import extract_brain
+            from brainsr.preprocess.brain import BrainExtractionError, extract_brain
 
             engine = str(brain["engine"])
             params = {k: v for k, v in brain.items() if k not in ("engine", "manual_masks_dir")}
-            mask = np.asarray(extract_brain(on_iso, engine, **params).dataobj) > 0
+            try:
+                mask = np.asarray(extract_brain(on_iso, engine, **params).dataobj) > 0
+            except BrainExtractionError as exc:  # name the session's image, and the way out
+                raise ImageInputError(
+                    images[REFERENCE], f"brain extraction failed: {exc}; check the scan, or give a manual brain mask"
+                ) from exc
         timings["brain_extraction"] = time.perf_counter() - start
         native_masks = {
             seq: _binary(
