@@ -18,6 +18,7 @@ from brainsr.simulate.cohort import load_protocols, simulate_subject, write_data
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "workflow" / "presets" / "tiny.yaml"
 PROTOCOLS = load_protocols(REPO / "resources" / "protocols.yaml")
+SEQUENCES = ("T1w", "T2w", "FLAIR")
 SESSIONS = {"clinical": "clinical", "research": "research", "longitudinal_prefix": "month"}
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
 
@@ -93,6 +94,20 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     (work / "tmp").mkdir(exist_ok=True)
     out = snakemake("--cores", "2", "--configfile", str(TINY), cwd=work, tmpdir=work / "tmp", timeout=3000)
     return TinyRun(work, out)
+
+
+def small_model_file(
+    path: Path, sequences: list[str] | tuple[str, ...] = ("T1w", "T2w", "FLAIR"), **data: object
+) -> Path:
+    """An untrained 4-filter, depth-2 attention U-Net model file taking ``sequences`` (``data`` adds to its record)."""
+    from brainsr.models import AttentionUNet
+    from brainsr.models.files import save_model_file
+
+    kwargs = {"in_channels": len(sequences), "out_channels": len(sequences), "filters": 4, "depth": 2}
+    record = {"prep": "affinelinear", "sequences": list(sequences), "experiment": "model0", "axis": "axial", "pad": 16}
+    return save_model_file(
+        path, generator=AttentionUNet(**kwargs), model_name="attention_unet", model_kwargs=kwargs, data=record | data
+    )
 
 
 def tiny_sim(**over: object) -> dict:

@@ -8,12 +8,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import small_model_file
 from dicom_series import IDENTITY, write_series
 
 from brainsr.dicom import ACQUISITION_FIELDS, DicomInputError, convert_series
 from brainsr.infer.upsample import upsample_scans
-from brainsr.models import AttentionUNet
-from brainsr.models.files import save_model_file
 
 
 def _oblique_image() -> nib.Nifti1Image:
@@ -82,15 +81,7 @@ def test_unusable_dicom_folders_are_named(tmp_path: Path, make, message: str) ->
 def test_upsample_refuses_a_broken_dicom_folder_before_writing(tmp_path: Path) -> None:
     from brainsr.config import validate_config
 
-    kwargs = {"in_channels": 1, "out_channels": 1, "filters": 4, "depth": 2}
-    data = {"prep": "affinelinear", "sequences": ["FLAIR"], "experiment": "m", "axis": "axial", "pad": 16}
-    model = save_model_file(
-        tmp_path / "m.pt",
-        generator=AttentionUNet(**kwargs),
-        model_name="attention_unet",
-        model_kwargs=kwargs,
-        data=data,
-    )
+    model = small_model_file(tmp_path / "m.pt", ["FLAIR"])
     folder = tmp_path / "FLAIR_dicom"
     folder.mkdir()
     (folder / "IM0001.dcm").write_bytes(b"DICM but not really")

@@ -8,12 +8,13 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import small_model_file
 from torch import nn
 
 from brainsr.infer import InferenceSettings, explain_slices, upsample_volume
 from brainsr.infer.commands import infer_scan, native_chain
 from brainsr.models import AttentionUNet, Critic
-from brainsr.models.files import ModelFileError, save_model_file
+from brainsr.models.files import ModelFileError
 from brainsr.preprocess.register import invert_linear
 from brainsr.preprocess.resample import resample
 
@@ -165,28 +166,13 @@ def test_infer_scan_refuses_a_model_for_another_prep_or_grid(tmp_path):
         images[seq] = str(tmp_path / f"{seq}.nii.gz")
         nib.save(nib.Nifti1Image(vol[c], np.eye(4)), images[seq])
         out[seq] = str(tmp_path / f"out_{seq}.nii.gz")
-    kwargs = {"in_channels": 3, "out_channels": 3, "filters": 4, "depth": 2}
-    meta = {"prep": "affinelinear", "sequences": SEQS, "grid_shape": list(vol.shape[1:]), "axis": "axial", "pad": 16}
-    path = save_model_file(
-        tmp_path / "m.pt",
-        generator=AttentionUNet(**kwargs),
-        model_name="attention_unet",
-        model_kwargs=kwargs,
-        data=meta,
-    )
+    path = small_model_file(tmp_path / "m.pt", SEQS, grid_shape=list(vol.shape[1:]))
     infer_scan(images=images, out=out, model=str(path), expect={"prep": "affinelinear"}, precision="fp32")
     assert nib.load(out["T1w"]).shape == vol.shape[1:]
     with pytest.raises(ModelFileError, match="rigidlinear"):
         infer_scan(images=images, out=out, model=str(path), expect={"prep": "rigidlinear"})
     with pytest.raises(ModelFileError, match="sequences"):
         infer_scan(images={s: images[s] for s in ("T2w", "T1w", "FLAIR")}, out=out, model=str(path))
-    meta["grid_shape"] = [10, 10, 10]
-    other = save_model_file(
-        tmp_path / "g.pt",
-        generator=AttentionUNet(**kwargs),
-        model_name="attention_unet",
-        model_kwargs=kwargs,
-        data=meta,
-    )
+    other = small_model_file(tmp_path / "g.pt", SEQS, grid_shape=[10, 10, 10])
     with pytest.raises(ValueError, match="trained on a"):
         infer_scan(images=images, out=out, model=str(other))

@@ -10,25 +10,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import TINY, TinyRun
+from conftest import TINY, TinyRun, small_model_file
 
 from brainsr.infer.upsample import UpsampleError, output_names, resolve_model, upsample_scans
 from brainsr.models import AttentionUNet
-from brainsr.models.files import save_model_file
 from brainsr.preprocess.images import ImageInputError
 from brainsr.preprocess.pipeline import prep_spec
 
 SEQS = ["T1w", "T2w", "FLAIR"]
 BRAINSR = str(Path(sys.executable).with_name("brainsr"))
 PLANTED = "Jane Doe 1970-01-01 MRN123456"
-
-
-def _model(path: Path, sequences: list[str] = SEQS) -> Path:
-    kwargs = {"in_channels": len(sequences), "out_channels": len(sequences), "filters": 4, "depth": 2}
-    data = {"prep": "affinelinear", "sequences": sequences, "experiment": "model0", "axis": "axial", "pad": 16}
-    return save_model_file(
-        path, generator=AttentionUNet(**kwargs), model_name="attention_unet", model_kwargs=kwargs, data=data
-    )
 
 
 def _preprocess() -> dict:
@@ -60,7 +51,7 @@ def test_prep_spec_of_the_config_variants() -> None:
 
 
 def test_resolve_model_file_or_experiment(tmp_path: Path) -> None:
-    path = _model(tmp_path / "results" / "superres" / "models" / "model0" / "model.pt")
+    path = small_model_file(tmp_path / "results" / "superres" / "models" / "model0" / "model.pt")
     assert resolve_model(path) == path
     assert resolve_model("model0", tmp_path / "results") == path
     with pytest.raises(UpsampleError, match="neither a model file nor an experiment"):
@@ -75,7 +66,7 @@ def _image(path: Path, value: float = 1.0) -> Path:
 
 
 def test_missing_sequence_is_named_and_nothing_is_written(tmp_path: Path) -> None:
-    model = _model(tmp_path / "m.pt")
+    model = small_model_file(tmp_path / "m.pt")
     out = tmp_path / "out"
     with pytest.raises(UpsampleError, match=r"missing T2w, FLAIR \(give --t2w\)"):
         upsample_scans({"T1w": _image(tmp_path / "t1.nii.gz")}, model, out, preprocess=_preprocess())
@@ -83,7 +74,7 @@ def test_missing_sequence_is_named_and_nothing_is_written(tmp_path: Path) -> Non
 
 
 def test_single_channel_model_takes_one_sequence_and_bad_inputs_are_named(tmp_path: Path) -> None:
-    model = _model(tmp_path / "m.pt", ["FLAIR"])
+    model = small_model_file(tmp_path / "m.pt", ["FLAIR"])
     broken = tmp_path / "flair.nii.gz"
     broken.write_bytes(b"\x1f\x8b not really gzip")
     out = tmp_path / "out"
@@ -107,12 +98,7 @@ def test_checkpoint_of_another_architecture_or_program_is_refused(tmp_path: Path
     torch.save(AttentionUNet(in_channels=3, out_channels=3, filters=4, depth=2).state_dict(), raw)
     with pytest.raises(ModelFileError, match=r"raw_state_dict\.pt: not a brainsr-model file"):
         upsample_scans({"T1w": t1w}, raw, tmp_path / "out", preprocess=_preprocess())
-    other = tmp_path / "other.pt"  # weights of a 4-filter U-Net recorded as an 8-filter one
-    kwargs = {"in_channels": 3, "out_channels": 3, "filters": 4, "depth": 2}
-    data = {"prep": "affinelinear", "sequences": SEQS, "experiment": "model0", "axis": "axial", "pad": 16}
-    save_model_file(
-        other, generator=AttentionUNet(**kwargs), model_name="attention_unet", model_kwargs=kwargs, data=data
-    )
+    other = small_model_file(tmp_path / "other.pt")  # weights of a 4-filter U-Net recorded as an 8-filter one
     payload = torch.load(other, weights_only=True)
     payload["model"]["kwargs"]["filters"] = 8
     torch.save(payload, other)
