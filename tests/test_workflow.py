@@ -331,7 +331,7 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
     assert "invalid subject label 'P_8'" in text
     for session in ("clinical", "research"):
         prepared = work / "results" / "preprocess" / "sub-P003" / f"ses-{session}" / "anat"
-        assert (prepared / f"sub-P003_ses-{session}_desc-brain_mask.nii.gz").exists(), session
+        assert (prepared / f"sub-P003_ses-{session}_space-T1w_desc-brain_mask.nii.gz").exists(), session
     for (subject, session), (path, message) in bad.items():
         log = (work / "logs" / "preprocess_prepare" / f"subject-{subject}_session-{session}.log").read_text()
         assert f"{path}: {message}" in log and "Traceback" not in log, (subject, session, log[-2000:])
