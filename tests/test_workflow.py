@@ -381,9 +381,12 @@ def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
             lambda p: resave(p, np.stack([image(p).get_fdata()] * 2, axis=-1)),
             "expected a 3D image, got 4D",
         ),
-        ("P005", "research", "T2w"): (sheared, "beyond the tolerance"),
+        ("P005", "research", "T2w"): (sheared, "affine has shear 0.287 beyond the tolerance 0.05"),
         ("P006", "clinical", "T2w"): (lambda p: p.write_bytes(gzip.compress(b"DICM? no")), "cannot be read as NIfTI"),
-        ("P006", "research", "T1w"): (lambda p: resave(p, 0 * image(p).get_fdata()), "all voxels are zero"),
+        ("P006", "research", "T1w"): (
+            lambda p: resave(p, 0 * image(p).get_fdata()),
+            "image is empty (all voxels are zero)",
+        ),
         ("P007", "clinical", "T1w"): (small_head, "brain extraction failed"),
         ("P007", "research", "T2w"): (flat_zoom, "degenerate voxel-to-world affine"),
     }
