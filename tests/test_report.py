@@ -11,7 +11,14 @@ import pytest
 
 from brainsr.metrics.commands import evaluate_agreement, read_lookup
 from brainsr.report import tables as tab
-from brainsr.report.figures import bland_altman_figure, longitudinal_figure, segmentation_figure
+from brainsr.report.commands import figure_sequences
+from brainsr.report.figures import (
+    attention_figure,
+    bland_altman_figure,
+    gradcam_figure,
+    longitudinal_figure,
+    segmentation_figure,
+)
 from brainsr.report.rating import write_rating_sheet
 
 
@@ -284,3 +291,22 @@ def test_report_tables_cli_on_a_two_subject_example(tmp_path):
     assert long.loc[("pial", 2), "median_diff_pct"] == pytest.approx(-10.0)
     found = pd.read_csv(written["findings"], sep="\t").set_index("claim")["holds"]
     assert found["MAE of model0 better than interpaffinelinear"] == "yes"
+
+
+def test_figures_label_channels_in_the_model_order_not_the_sorted_spec_order() -> None:
+    """The workflow's figure spec has sorted keys (FLAIR, T1w, T2w); channel 0 of the explain file is T1w."""
+    spec = json.loads(
+        json.dumps(
+            {"sequences": ["T1w", "T2w", "FLAIR"], "images": {q: {} for q in ("T1w", "T2w", "FLAIR")}}, sort_keys=True
+        )
+    )
+    assert list(spec["images"]) == ["FLAIR", "T1w", "T2w"]
+    seqs = figure_sequences(spec)
+    assert seqs == ["T1w", "T2w", "FLAIR"]
+    assert figure_sequences({"images": {"T1w": {}}}) == ["T1w"]  # older specs: the images' order
+    with pytest.raises(ValueError, match="no images for FLAIR"):
+        figure_sequences({"sequences": ["T1w", "FLAIR"], "images": {"T1w": {}}})
+    maps = {k: np.zeros((1, 3, 8, 8), np.float32) for k in ("input", "output", "attention_1", "gradcam_output")}
+    maps["indices"] = np.array([4])
+    assert attention_figure(maps, seqs, "t").axes[0].get_title() == "input (T1w)"
+    assert gradcam_figure(maps, seqs, "t").axes[0].get_title() == "generated (T1w) + Grad-CAM"

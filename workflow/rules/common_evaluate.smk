@@ -194,6 +194,7 @@ def subject_figure_spec():
         "subject": sub,
         "method": method,
         "baseline": baseline,
+        "sequences": list(SEQS),  # channel order: the spec's keys are sorted
         "images": images,
         "mask": prep_image_mask(sub, RES, prep),
         "explain": sr_explain(sub, method),

@@ -176,6 +176,19 @@ def write_group_tables(spec: Mapping, tables: str | Path, figures: str | Path) -
     return written
 
 
+def figure_sequences(spec: Mapping) -> list[str]:
+    """The sequences of a figure spec in the model's channel order (``spec["sequences"]``).
+
+    The workflow writes specs with sorted keys, so the order of ``spec["images"]`` is alphabetical (FLAIR first);
+    the explain file's channel 0, shown in Figs. 8 and 9, is the first sequence of the channel order (T1w).
+    """
+    order = list(spec.get("sequences") or spec["images"])
+    missing = [q for q in order if q not in spec["images"]]
+    if missing:
+        raise ValueError(f"figure spec: no images for {', '.join(missing)}")
+    return order
+
+
 def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]:
     """Figs. 5-9, 11 and 12 of one subject (spec built by the workflow's ``report_figures`` rule)."""
     from brainsr.preprocess.images import load_mask
@@ -185,11 +198,12 @@ def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]
     subject, method, baseline = spec["subject"], spec["method"], spec["baseline"]
     names = {"input": f"interpolated ({baseline})", "generated": f"generated ({method})", "target": "research"}
     load = functools.lru_cache(maxsize=None)(figs.load_canonical)  # a file shown in two figures is read once
+    seqs = figure_sequences(spec)
     rows, zooms = {}, None
-    for seq, files in spec["images"].items():
+    for seq in seqs:
         rows[seq] = {}
         for role in ("input", "generated", "target"):
-            rows[seq][names[role]], zooms = load(files[role])
+            rows[seq][names[role]], zooms = load(spec["images"][seq][role])
     mask_img = load_mask(spec["mask"])[1]
     import nibabel as nib
 
@@ -203,7 +217,6 @@ def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]
     fig = figs.difference_figure(rows, "research", mask, zooms, f"Fig. 7: sub-{subject}, difference maps (mid-axial)")
     written["fig07"] = atomic_savefig(fig, figures / SUBJECT_FIGURES["fig07"], dpi=110)
     maps = dict(np.load(spec["explain"]))
-    seqs = list(spec["images"])
     for key, make, what in (
         ("fig08", figs.attention_figure, "attention gates"),
         ("fig09", figs.gradcam_figure, "critic Grad-CAM"),
