@@ -30,6 +30,11 @@ def showcase_method():
 SHOWCASE = showcase_method()
 
 
+def showcase_baseline():
+    """The interpolation baseline of the showcase's prep (interp<prep>; None without a showcase)."""
+    return f"interp{method_prep(SHOWCASE)}" if SHOWCASE else None
+
+
 def eval_file(subject, session, desc, kind):
     """evaluate/sub-*/ses-*/anat/..._space-<tpl>_desc-<desc>_<kind>.<ext> (kind: imagemetrics, quality, dseg,
     volumes, agreement; tissues = the research T1w's CSF/GM/WM labels of quality metrics)."""
@@ -137,7 +142,10 @@ def group_spec():
         "controls": _months(),
         "primary": PRE["primary"],
         "showcase": SHOWCASE,
-        "figure_methods": [m for m in EV["table1"] if m in METHODS] or METHODS[:1],
+        # Fig. 10: the showcase's interpolation baseline beside Table 1's models (paper: "upsampled by different
+        # procedures", interpolation included)
+        "figure_methods": [m for m in dict.fromkeys([showcase_baseline(), *EV["table1"]]) if m in METHODS]
+        or METHODS[:1],
         "truth": SYNTHETIC,
         "sessions": {"clinical": CLIN, "research": RES},
         "patterns": pattern,
@@ -175,7 +183,7 @@ def subject_figure_spec():
     """The spec of `brainsr report figures` for the showcased subject and method."""
     sub, method = showcase_subject(), SHOWCASE
     prep = method_prep(method)
-    baseline = f"interp{prep}"
+    baseline = showcase_baseline()
     images = {
         q: {
             "input": prep_image(sub, CLIN, prep, q),
