@@ -346,25 +346,22 @@ def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
     import nibabel as nib
     import numpy as np
 
-    def image(path: Path) -> nib.Nifti1Image:
-        return nib.load(path)
-
     def resave(path: Path, data_: np.ndarray, affine: np.ndarray | None = None) -> None:
         img = nib.load(path)
         nib.save(nib.Nifti1Image(data_.astype(np.float32), img.affine if affine is None else affine), path)
 
     def nan(path: Path) -> None:
-        values = image(path).get_fdata()
+        values = nib.load(path).get_fdata()
         values[tuple(s // 2 for s in values.shape)] = np.nan
         resave(path, values)
 
     def sheared(path: Path) -> None:
-        affine = image(path).affine.copy()
+        affine = nib.load(path).affine.copy()
         affine[:3, 1] += 0.3 * affine[:3, 0]  # the second voxel axis leans 17 degrees towards the first
-        resave(path, image(path).get_fdata(), affine)
+        resave(path, nib.load(path).get_fdata(), affine)
 
     def flat_zoom(path: Path) -> None:
-        img = nib.Nifti1Image(image(path).get_fdata().astype(np.float32), np.eye(4))
+        img = nib.Nifti1Image(nib.load(path).get_fdata().astype(np.float32), np.eye(4))
         img.set_qform(None, code=0)
         img.set_sform(np.diag([1.0, 0.0, 1.0, 1.0]), code=1)
         nib.save(img, path)
@@ -378,13 +375,13 @@ def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
         ("P004", "clinical", "T1w"): (lambda p: p.write_bytes(p.read_bytes()[:2000]), "cannot be read as NIfTI"),
         ("P004", "research", "FLAIR"): (nan, "1 voxels are NaN or Inf"),
         ("P005", "clinical", "FLAIR"): (
-            lambda p: resave(p, np.stack([image(p).get_fdata()] * 2, axis=-1)),
+            lambda p: resave(p, np.stack([nib.load(p).get_fdata()] * 2, axis=-1)),
             "expected a 3D image, got 4D",
         ),
         ("P005", "research", "T2w"): (sheared, "affine has shear 0.287 beyond the tolerance 0.05"),
         ("P006", "clinical", "T2w"): (lambda p: p.write_bytes(gzip.compress(b"DICM? no")), "cannot be read as NIfTI"),
         ("P006", "research", "T1w"): (
-            lambda p: resave(p, 0 * image(p).get_fdata()),
+            lambda p: resave(p, 0 * nib.load(p).get_fdata()),
             "image is empty (all voxels are zero)",
         ),
         ("P007", "clinical", "T1w"): (small_head, "brain extraction failed"),

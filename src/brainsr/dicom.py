@@ -9,6 +9,7 @@ the sidecar, so names, IDs, birth dates and acquisition dates of the DICOM heade
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -53,6 +54,7 @@ def dcm2niix_path() -> str:
     return found
 
 
+@functools.cache
 def dcm2niix_version() -> str:
     """The converter's version line (e.g. ``v1.0.20260724``)."""
     run = subprocess.run([dcm2niix_path(), "--version"], capture_output=True, text=True, check=False)

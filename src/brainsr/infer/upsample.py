@@ -342,7 +342,8 @@ def upsample_scans(
                 "Sequences": seqs,
                 "Prep": prep,
             },
-            # inputs by content hash only: file names of clinical exports often carry names or IDs
+            # inputs by content hash (+ allow-listed DICOM acquisition fields): file names of clinical exports,
+            # and DICOM headers, often carry names or IDs
             "Inputs": provenance,
             "Steps": [
                 f"bias correction ({preprocess['bias']['engine']}), brain extraction ({preprocess['brain']['engine']})",
