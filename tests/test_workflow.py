@@ -289,10 +289,7 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
     # new data arrives: a subject not in participants.tsv. The frozen split makes it a test subject; the dry run
     # lists only its preprocessing, its upsampling (the interpolation baselines: nothing is trained here), its
     # evaluation and the group tables
-    for image in (data / "sub-P001").rglob("*.*"):
-        target = data / "sub-P003" / image.relative_to(data / "sub-P001").as_posix().replace("sub-P001", "sub-P003")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(image, target)
+    _copy_subject(data, "P001", "P003")
     new = snakemake("-n", "--cores", "2", *config, cwd=work)
     text = new.stdout + new.stderr
     assert new.returncode == 0, text
@@ -337,6 +334,14 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
         assert f"{path}: {message}" in log and "Traceback" not in log, (subject, session, log[-2000:])
         assert not [f for f in (work / "results" / "preprocess" / f"sub-{subject}").rglob("*") if f.is_file()]
     assert not [f for f in (work / "results").rglob("*") if ".tmp" in f.name]
+
+
+def _copy_subject(data: Path, source: str, target: str) -> None:
+    """Copy every file of sub-<source> in the BIDS dataset ``data`` to sub-<target>, renamed."""
+    for path in (data / f"sub-{source}").rglob("*.*"):
+        name = path.relative_to(data / f"sub-{source}").as_posix().replace(f"sub-{source}", f"sub-{target}")
+        (data / f"sub-{target}" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, data / f"sub-{target}" / name)
 
 
 def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
@@ -388,10 +393,7 @@ def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
         ("P007", "research", "T2w"): (flat_zoom, "degenerate voxel-to-world affine"),
     }
     for subject in ("P004", "P005", "P006", "P007", "P_8"):
-        for image_path in (data / "sub-P001").rglob("*.*"):
-            name = image_path.relative_to(data / "sub-P001").as_posix().replace("sub-P001", f"sub-{subject}")
-            (data / f"sub-{subject}" / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(image_path, data / f"sub-{subject}" / name)
+        _copy_subject(data, "P001", subject)
     bad = {}
     for (subject, session, seq), (spoil, message) in cases.items():
         path = data / f"sub-{subject}" / f"ses-{session}" / "anat" / f"sub-{subject}_ses-{session}_{seq}.nii.gz"

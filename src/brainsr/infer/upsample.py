@@ -95,22 +95,16 @@ def _read_inputs(images: Mapping[str, str | Path], work: Path) -> tuple[dict[str
 
     paths, provenance = {}, {}
     for q, given in images.items():
-        if Path(given).is_dir():
+        path, record, hash_key = Path(given), {"Format": "NIfTI"}, "SHA256"
+        if path.is_dir():
             from brainsr.dicom import convert_series, dcm2niix_version
 
-            converted, acquisition = convert_series(given, work, f"input_{q}")
-            load_checked(converted)
-            provenance[q] = {
-                "Format": "DICOM",
-                "Converter": f"dcm2niix {dcm2niix_version()}",
-                "Acquisition": acquisition,
-                "SHA256OfConvertedImage": _sha256(converted),
-            }
-            paths[q] = str(converted)
-        else:
-            load_checked(given)
-            provenance[q] = {"Format": "NIfTI", "SHA256": _sha256(given)}
-            paths[q] = str(given)
+            path, acquisition = convert_series(path, work, f"input_{q}")
+            record = {"Format": "DICOM", "Converter": f"dcm2niix {dcm2niix_version()}", "Acquisition": acquisition}
+            hash_key = "SHA256OfConvertedImage"
+        load_checked(path)
+        provenance[q] = {**record, hash_key: _sha256(path)}
+        paths[q] = str(path)
     return paths, provenance
 
 
