@@ -17,7 +17,6 @@ from brainsr.bids import (
     Inventory,
     assign_split,
     discover,
-    freeze_splits,
     read_participants,
 )
 
@@ -379,46 +378,3 @@ def test_bad_root(tmp_path: Path) -> None:
     with pytest.raises(BIDSInputError, match=r"nodesc.*dataset_description\.json"):
         discover(tmp_path / "nodesc")
     assert issubclass(BIDSInputError, ValueError)
-
-
-def _frozen(path: Path) -> dict[str, str]:
-    table = pd.read_csv(path, sep="\t", dtype=str)
-    return dict(zip(table["subject"], table["split"], strict=True))
-
-
-def test_freeze_splits_written_once_new_subjects_join_test(tmp_path: Path) -> None:
-    path = tmp_path / "out" / "splits.tsv"
-    first = {"A": "train", "B": "validation", "C": "test"}
-    split, notes = freeze_splits(first, path)
-    assert split == first and notes == [] and _frozen(path) == first
-    # a re-split (e.g. other fractions) does not move frozen subjects; a new one is a test subject
-    split, notes = freeze_splits({"A": "test", "B": "validation", "C": "train", "D": "train"}, path)
-    assert split == {"A": "train", "B": "validation", "C": "test", "D": "test"}
-    assert notes == [
-        "sub-A: kept the frozen split train (would now be test)",
-        "sub-C: kept the frozen split test (would now be train)",
-        "sub-D: new subject, not in splits.tsv: test",
-    ]
-    assert _frozen(path) == {**first, "D": "test"}  # D frozen too
-    # a split declared in participants.tsv wins and is recorded; a subject gone from the data stays listed
-    split, notes = freeze_splits({"A": "validation", "D": "test"}, path, declared={"A"})
-    assert split == {"A": "validation", "D": "test"}
-    assert notes == ["sub-A: split train -> validation (participants.tsv)"]
-    assert _frozen(path) == {"A": "validation", "B": "validation", "C": "test", "D": "test"}
-    mtime = path.stat().st_mtime_ns
-    freeze_splits({"B": "train"}, path)
-    assert path.stat().st_mtime_ns == mtime  # unchanged content: not rewritten
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [("subject\tfold\nA\ttrain\n", "expected the columns"), ("subject\tsplit\nA\tholdout\n", "invalid split for A")],
-)
-def test_freeze_splits_bad_file_names_it(tmp_path: Path, content: str, message: str) -> None:
-    path = tmp_path / "splits.tsv"
-    path.write_text(content)
-    with pytest.raises(BIDSInputError, match=message) as info:
-        freeze_splits({"A": "train"}, path)
-    assert str(path) in str(info.value)
-    with pytest.raises(ValueError, match="new_split"):
-        freeze_splits({"A": "train"}, tmp_path / "other.tsv", new_split="holdout")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import struct
 from pathlib import Path
 
 import nibabel as nib
@@ -13,7 +14,7 @@ from scipy import ndimage
 
 from brainsr.config import ConfigError, validate_config
 from brainsr.preprocess.bias import correct_bias, head_mask
-from brainsr.preprocess.images import ImageInputError, load_checked, scoped_tmpdir
+from brainsr.preprocess.images import ImageInputError, load_checked, load_scan, scoped_tmpdir
 from brainsr.preprocess.pipeline import (
     initial_key,
     prep_label,
@@ -98,6 +99,69 @@ def test_load_checked_missing_file_and_clean_header(tmp_path: Path) -> None:
     loaded = load_checked(tmp_path / "a.nii.gz")
     assert loaded.header["descrip"].tobytes().strip(b"\x00") == b""
     assert loaded.get_fdata().dtype == np.float64 and loaded.shape == (4, 4, 4)
+
+
+def _head(shape=(40, 44, 36), zoom=3.0) -> nib.Nifti1Image:
+    """The phantom stored as a scanner writes it: int16 with a scale factor, qform and sform set."""
+    img = _phantom(shape, zoom)
+    stored = nib.Nifti1Image(img.get_fdata(), img.affine)
+    stored.set_data_dtype(np.int16)
+    stored.set_qform(img.affine, code=1)
+    return stored
+
+
+def _save_with_pixdim(img: nib.Nifti1Image, path: Path, pixdim: tuple[float, float, float]) -> None:
+    """Save uncompressed, then write the voxel sizes into the header bytes (nibabel would mend zero ones)."""
+    nib.save(img, path)
+    with open(path, "r+b") as fh:
+        fh.seek(80)  # pixdim[1:4] of the NIfTI-1 header (little-endian, as nibabel writes here)
+        fh.write(struct.pack("<3f", *pixdim))
+
+
+def _no_orientation(path: Path) -> None:
+    img = _head()
+    img.set_qform(None, code=0)
+    img.set_sform(None, code=0)
+    _save_with_pixdim(img, path, (0.0, 0.0, 0.0))
+
+
+def _zero_slice_thickness(path: Path) -> None:
+    _save_with_pixdim(_head(), path, (3.0, 3.0, 0.0))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_no_orientation, r"header has no usable orientation \(qform_code and sform_code are both 0\)"),
+        (_zero_slice_thickness, r"voxel sizes \[3\.0, 3\.0, 0\.0\] in the header are not finite and positive"),
+        (lambda p: nib.save(_head(shape=(3, 3, 3)), p), r"volume \(3, 3, 3\) voxels, .* too small to hold a head"),
+        (lambda p: nib.save(_head(zoom=1.0), p), r"field of view \[40\.0, 44\.0, 36\.0\] mm is too small to hold"),
+    ],
+)
+def test_load_scan_refuses_unusable_geometry_naming_the_file(tmp_path: Path, make, message: str) -> None:
+    path = tmp_path / "sub-X_T1w.nii"
+    make(path)
+    with pytest.raises(ImageInputError, match=message) as err:
+        load_scan(path)
+    assert err.value.path == str(path)
+
+
+def test_load_scan_is_independent_of_storage_order(tmp_path: Path) -> None:
+    """LPS, big-endian int16, uncompressed: after reorientation to RAS+ the same array on the same grid."""
+    original = _head()
+    nib.save(original, tmp_path / "ras.nii.gz")
+    lps = original.as_reoriented(nib.orientations.axcodes2ornt(("L", "P", "S")))
+    assert nib.aff2axcodes(lps.affine) == ("L", "P", "S")
+    stored = nib.Nifti1Image(np.asarray(lps.dataobj), lps.affine, nib.Nifti1Header(endianness=">"))
+    stored.set_data_dtype(np.int16)
+    stored.set_qform(lps.affine, code=1)
+    nib.save(stored, tmp_path / "lps.nii")
+    assert nib.load(tmp_path / "lps.nii").get_data_dtype().str == ">i2"
+    a, b = load_scan(tmp_path / "ras.nii.gz"), load_scan(tmp_path / "lps.nii")
+    assert nib.aff2axcodes(b.affine) == ("R", "A", "S") and b.shape == a.shape
+    assert np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
+    assert np.allclose(a.affine, b.affine, atol=1e-4)
+    assert np.asarray(b.dataobj).flags.c_contiguous and np.asarray(b.dataobj).dtype == np.float32
 
 
 def test_scoped_tmpdir_restores_environment_and_removes_files(tmp_path: Path, monkeypatch) -> None:
@@ -316,8 +380,12 @@ def test_prepare_outputs_are_skull_stripped(session_run: dict) -> None:
     assert session_run["info"]["engine"] == "manual"
     gt = session_run["gt"]
     for seq in SEQS:
-        brain = nib.load(session_run["out"] / f"brain_{seq}.nii.gz").get_fdata()
-        truth = nib.load(gt / f"sub-P001_ses-clinical_space-{seq}_desc-brain_mask.nii.gz").get_fdata() > 0
+        brain_img = nib.load(session_run["out"] / f"brain_{seq}.nii.gz")
+        assert nib.aff2axcodes(brain_img.affine) == ("R", "A", "S"), seq  # every output in RAS+ (load_scan)
+        brain = brain_img.get_fdata()
+        truth_img = nib.as_closest_canonical(nib.load(gt / f"sub-P001_ses-clinical_space-{seq}_desc-brain_mask.nii.gz"))
+        assert np.allclose(truth_img.affine, brain_img.affine, atol=1e-4), seq
+        truth = truth_img.get_fdata() > 0
         inside = brain > 0
         # nothing outside the (mapped) intracranial mask survives: brain extraction is anonymisation
         assert dice(inside, truth) > 0.9, seq
@@ -391,10 +459,11 @@ def test_rescale_percentiles_come_from_the_brain_core() -> None:
 
 
 def test_failed_brain_extraction_names_the_session_image(tmp_path: Path) -> None:
-    """A readable 32 mm phantom 'head': brain extraction leaves an empty mask; the error names the session's T1w
-    and nothing is written."""
+    """A readable head-sized volume of uniform noise: brain extraction leaves an empty mask; the error names the
+    session's T1w and nothing is written."""
     t1w = tmp_path / "sub-X_ses-clinical_T1w.nii.gz"
-    nib.save(_phantom(shape=(16, 16, 16), zoom=2.0), t1w)
+    noise = np.random.default_rng(0).uniform(0, 100, (48, 48, 48)).astype(np.float32)
+    nib.save(nib.Nifti1Image(noise, np.diag([2.0, 2.0, 2.0, 1.0])), t1w)
     with pytest.raises(
         ImageInputError, match=r"brain extraction failed: engine 'bet' produced an empty brain mask \(0 ml\)"
     ) as err:

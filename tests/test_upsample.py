@@ -20,6 +20,7 @@ from brainsr.preprocess.pipeline import prep_spec
 SEQS = ["T1w", "T2w", "FLAIR"]
 BRAINSR = str(Path(sys.executable).with_name("brainsr"))
 PLANTED = "Jane Doe 1970-01-01 MRN123456"
+LPS = nib.orientations.axcodes2ornt(("L", "P", "S"))
 MASK = "sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-affinelinear_mask.nii.gz"
 
 
@@ -71,7 +72,7 @@ def test_missing_sequence_is_named_and_nothing_is_written(tmp_path: Path) -> Non
     out = tmp_path / "out"
     with pytest.raises(UpsampleError, match=r"missing T2w, FLAIR \(give --t2w\)"):
         upsample_scans({"T1w": _image(tmp_path / "t1.nii.gz")}, model, out, preprocess=_preprocess())
-    assert not out.exists() or not list(out.iterdir())
+    assert not out.exists()  # nothing left behind, not even an empty folder
 
 
 def test_single_channel_model_takes_one_sequence_and_bad_inputs_are_named(tmp_path: Path) -> None:
@@ -86,7 +87,7 @@ def test_single_channel_model_takes_one_sequence_and_bad_inputs_are_named(tmp_pa
         upsample_scans({"FLAIR": nan}, model, out, preprocess=_preprocess())
     with pytest.raises(UpsampleError, match="BIDS label"):
         upsample_scans({"FLAIR": nan}, model, out, preprocess=_preprocess(), subject="P 1")
-    assert not out.exists() or not list(out.iterdir())
+    assert not out.exists()  # nothing left behind, not even an empty folder
 
 
 def test_checkpoint_of_another_architecture_or_program_is_refused(tmp_path: Path) -> None:
@@ -106,6 +107,104 @@ def test_checkpoint_of_another_architecture_or_program_is_refused(tmp_path: Path
     with pytest.raises(ModelFileError, match=r"other\.pt: the weights do not fit the recorded generator architecture"):
         upsample_scans({"T1w": t1w}, other, tmp_path / "out", preprocess=_preprocess())
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_after_the_checks_leaves_no_output_folder(tmp_path: Path, monkeypatch) -> None:
+    """Scans that pass the input check, a step that fails later: neither --out nor its missing parents remain."""
+    import brainsr.preprocess.pipeline as pipeline
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bias correction exploded")
+
+    monkeypatch.setattr(pipeline, "prepare_session", broken)
+    model = small_model_file(tmp_path / "m.pt", ["T1w"])
+    scan = tmp_path / "t1.nii.gz"
+    head = np.random.default_rng(0).uniform(1, 100, (48, 48, 48)).astype(np.float32)
+    nib.save(nib.Nifti1Image(head, np.diag([2.0, 2.0, 2.0, 1.0])), scan)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(RuntimeError, match="exploded"):
+        upsample_scans({"T1w": scan}, model, out, preprocess=_preprocess())
+    assert not (tmp_path / "new").exists()
+
+
+def test_publish_removes_what_it_created_when_a_copy_fails(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    from brainsr.infer import upsample
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    names = {"a": "a.txt", "b": "b.txt"}
+    for name in names.values():
+        (staging / name).write_text(name)
+    copied, real_copy = [], shutil.copyfile
+
+    def copy_once(src: Path, dst: Path) -> None:
+        if copied:
+            raise OSError("disk full")
+        copied.append(real_copy(src, dst))
+
+    monkeypatch.setattr(upsample.shutil, "copyfile", copy_once)
+    with pytest.raises(OSError, match="disk full"):
+        upsample._publish(staging, tmp_path / "x" / "out", names)
+    assert copied and not (tmp_path / "x").exists()
+    existing = tmp_path / "mine"
+    (existing / "keep.txt").parent.mkdir()
+    (existing / "keep.txt").write_text("user file")
+    copied.clear()
+    with pytest.raises(OSError, match="disk full"):
+        upsample._publish(staging, existing, names)
+    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]  # a folder that existed stays, as it was
+
+
+def test_unusable_geometry_is_refused_before_any_work(tmp_path: Path) -> None:
+    model = small_model_file(tmp_path / "m.pt", ["T1w"])
+    tiny = tmp_path / "tiny.nii.gz"
+    nib.save(nib.Nifti1Image(np.arange(27, dtype=np.float32).reshape(3, 3, 3), np.eye(4)), tiny)
+    out = tmp_path / "out"
+    with pytest.raises(ImageInputError, match=r"tiny\.nii\.gz: volume \(3, 3, 3\) voxels, .* too small to hold a head"):
+        upsample_scans({"T1w": tiny}, model, out, preprocess=_preprocess())
+    assert not out.exists()
+
+
+@pytest.mark.e2e
+def test_storage_order_does_not_change_the_result(tiny_run: TinyRun, tmp_path: Path, capfd) -> None:
+    """The test patient's scans re-stored in LPS, big-endian int16, uncompressed: the same template-space output as
+    the workflow's (from the scans as the simulator stored them: T1w sagittal ASR, T2w and FLAIR RAS), and no stray
+    library warnings on the way."""
+    from brainsr.config import load_config
+
+    assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
+    res = tiny_run.workdir / "results"
+    raw = res / "sourcedata" / "synthetic" / "sub-P001" / "ses-clinical" / "anat"
+    inputs = {}
+    for q in SEQS:
+        img = nib.load(raw / f"sub-P001_ses-clinical_{q}.nii.gz")
+        lps = img.as_reoriented(nib.orientations.ornt_transform(nib.io_orientation(img.affine), LPS))
+        stored = nib.Nifti1Image(np.asarray(lps.dataobj), lps.affine, nib.Nifti1Header(endianness=">"))
+        stored.set_data_dtype(np.int16)
+        stored.set_qform(lps.affine, code=1)
+        inputs[q] = tmp_path / f"{q}_lps.nii"
+        nib.save(stored, inputs[q])
+        assert nib.aff2axcodes(nib.load(inputs[q]).affine) == ("L", "P", "S")
+    capfd.readouterr()
+    result = upsample_scans(
+        inputs,
+        resolve_model("model0", res),
+        tmp_path / "out",
+        preprocess=load_config(TINY)["preprocess"],
+        subject="P001",
+        device="cpu",
+    )
+    printed = capfd.readouterr()
+    assert "Warning" not in printed.out + printed.err, printed
+    ours_dir = res / "superres" / "sub-P001" / "ses-clinical" / "anat"
+    for q in SEQS:
+        mine = nib.load(result.outputs[f"template:{q}"])
+        ref = nib.load(ours_dir / f"sub-P001_ses-clinical_space-MNI152NLin2009cSym_desc-model0_{q}.nii.gz")
+        diff = np.abs(np.asarray(mine.dataobj, float) - np.asarray(ref.dataobj, float)).max()
+        print(q, "LPS big-endian copy vs workflow: max |diff|", diff)
+        assert diff <= 1e-4, (q, diff)
 
 
 @pytest.mark.e2e

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -115,6 +116,18 @@ def test_tiny_preset_end_to_end(tiny_run):
     frozen = pd.read_csv(res / "splits.tsv", sep="\t")
     expected = {"P001": "test", "P002": "train", "P003": "validation"}
     assert dict(zip(frozen.subject, frozen.split, strict=True)) == expected
+    record = json.loads((res / "splits.json").read_text())
+    assert record["source"] == "synthetic" and record["research_voxel_mm"] == 2.0
+    assert sorted(record["subjects"]) == ["P001", "P002", "P003"]
+    # a preset switch in the same folder: the default preset's dry run stops, naming the file and the ways out,
+    # and rewrites nothing (the tiny split would otherwise leave the default run one training subject)
+    before = {p: p.stat().st_mtime_ns for p in (res / "splits.tsv", res / "splits.json")}
+    switched = snakemake("-n", "--cores", "2", cwd=tmp_path)
+    text = switched.stdout + switched.stderr
+    assert switched.returncode != 0, text
+    assert f"{Path('results') / 'splits.json'}: the frozen split results/splits.tsv was drawn for a cohort" in text
+    assert "research_voxel_mm 2.0 (frozen) vs 1.0 (now)" in text and "output_dir" in text, text
+    assert {p: p.stat().st_mtime_ns for p in before} == before
     # a new subject: only its own simulation and the group-level steps run. These split_counts alone would make
     # P001, P002 and P004 training subjects; the frozen split keeps P001-P003 and makes P004 a test subject, so
     # nothing retrains

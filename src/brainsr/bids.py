@@ -19,7 +19,6 @@ from pathlib import Path
 import bids as pybids
 import pandas as pd
 
-from brainsr.io import atomic_write_tsv
 from brainsr.paths import label_ok
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "SessionImages",
     "assign_split",
     "discover",
-    "freeze_splits",
     "read_participants",
 ]
 
@@ -527,52 +525,3 @@ def discover(
         listing = "\n".join(f"  - {p}" for p in inventory.errors)
         raise BIDSInputError(f"BIDS dataset {path}: {len(inventory.errors)} problem(s):\n{listing}")
     return inventory
-
-
-def freeze_splits(
-    current: Mapping[str, str],
-    path: str | Path,
-    declared: Iterable[str] = (),
-    new_split: str = "test",
-) -> tuple[dict[str, str], list[str]]:
-    """Freeze the subject split in a TSV written once (columns ``subject``, ``split``), so new data never retrains.
-
-    The first call writes *current* to *path*. Later calls keep the frozen split of every listed subject, except
-    subjects in *declared* (split given in participants.tsv: the user's explicit choice wins); subjects not yet
-    listed get *new_split* (by default ``test``: new scans are upsampled, the trained models stay) and are
-    appended to the file. Subjects listed but gone from *current* stay in the file. Returns the split to use
-    and human-readable notes on every subject whose split differs from *current* or is new.
-    """
-    path = Path(path)
-    if new_split not in SPLITS:
-        raise ValueError(f"new_split must be one of {', '.join(SPLITS)}, got {new_split!r}")
-    declared = set(declared)
-    frozen: dict[str, str] = {}
-    if path.is_file():
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        if list(table.columns) != ["subject", "split"]:
-            raise BIDSInputError(f"{path}: expected the columns 'subject' and 'split', got {list(table.columns)}")
-        bad = table.loc[~table["split"].isin(SPLITS), "subject"].tolist()
-        if bad:
-            raise BIDSInputError(f"{path}: invalid split for {', '.join(bad)} (expected one of {', '.join(SPLITS)})")
-        frozen = dict(zip(table["subject"], table["split"], strict=True))
-    first = not frozen
-    result: dict[str, str] = {}
-    notes: list[str] = []
-    for subject, split in current.items():
-        if first or subject in declared:
-            result[subject] = split
-            if subject in frozen and frozen[subject] != split:
-                notes.append(f"sub-{subject}: split {frozen[subject]} -> {split} (participants.tsv)")
-        elif subject in frozen:
-            result[subject] = frozen[subject]
-            if frozen[subject] != split:
-                notes.append(f"sub-{subject}: kept the frozen split {frozen[subject]} (would now be {split})")
-        else:
-            result[subject] = new_split
-            notes.append(f"sub-{subject}: new subject, not in {path.name}: {new_split}")
-    merged = {**frozen, **result}
-    if merged != frozen:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_tsv(pd.DataFrame({"subject": list(merged), "split": list(merged.values())}), path)
-    return result, notes

@@ -1,13 +1,15 @@
 # Config validation, dataset discovery and the path helpers every rule uses.
+import hashlib
 import json
 import os
 
 import yaml
 
 from brainsr import TEMPLATE_SPACE
-from brainsr.bids import SEQUENCES as SIM_SEQUENCES, discover, freeze_splits
+from brainsr.bids import SEQUENCES as SIM_SEQUENCES, BIDSInputError, discover
 from brainsr.config import ConfigError, deep_merge, validate_config
 from brainsr.paths import bids
+from brainsr.splits import plan_splits
 from brainsr.simulate.cohort import (
     GT_NAME,
     load_protocols,
@@ -99,13 +101,48 @@ def _assigned_split():
     return {p.subject: p.split for p in pairs}, {p.subject for p in pairs if p.split_declared}
 
 
-# The split is frozen on the first run (splits.tsv): subjects added later are test subjects, so new data never
-# retrains a model; a participants.tsv split wins (README "Adding subjects").
+# Only what changes a subject's images goes into params (not n_patients, split counts, ...).
+_SUBJECT_KEYS = (
+    "seed",
+    "template_resolution_mm",
+    "min_voxel_mm",
+    "research_voxel_mm",
+    "stroke_probability",
+    "days_between_sessions",
+)
+
+
+def _cohort_settings():
+    """What changes a subject's images (recorded beside the frozen split): synthetic settings and protocols."""
+    if not SYNTHETIC:
+        return {"source": "bids"}
+    keys = _SUBJECT_KEYS + ("control_months",)
+    protocols = json.dumps(PROTOCOLS, sort_keys=True).encode()
+    return {
+        "source": "synthetic",
+        **{k: SIM[k] for k in keys},
+        "protocols_sha256": hashlib.sha256(protocols).hexdigest(),
+        "subjects": {s: {"protocol": p} for s, p in PATIENT_PROTOCOL.items()},
+    }
+
+
+# The split is frozen on the first run (splits.tsv, with the cohort settings in splits.json): subjects added later
+# are test subjects, so new data never retrains a model; a participants.tsv split wins (README "Adding subjects").
+# It is planned here and written only when a run starts, so a dry run, --lint, --report or a job's re-parse
+# writes nothing; a frozen split of a cohort made with other settings stops the workflow.
 SPLIT_FILE = config["split"]["file"] or f"{OUT}/splits.tsv"
 _split, _declared = _assigned_split()
-SPLIT, _split_notes = freeze_splits(_split, SPLIT_FILE, declared=_declared)
-for _note in _split_notes:
+try:
+    SPLIT_PLAN = plan_splits(_split, SPLIT_FILE, declared=_declared, settings=_cohort_settings())
+except BIDSInputError as _exc:
+    raise WorkflowError(str(_exc)) from None
+SPLIT = SPLIT_PLAN.split
+for _note in SPLIT_PLAN.notes:
     logger.warning(f"split ({SPLIT_FILE}): {_note}")
+
+
+onstart:
+    SPLIT_PLAN.write()
 
 
 def log_path(rule_name, **wildcards):
@@ -207,17 +244,6 @@ def _subject_outputs(sessions):
                 bids(GT_DIR, **kw, suffix="xfm", extension=".txt", from_="subject", to=seq, mode="image")
             )
     return files
-
-
-# Only what changes a subject's images goes into params (not n_patients, split counts, ...).
-_SUBJECT_KEYS = (
-    "seed",
-    "template_resolution_mm",
-    "min_voxel_mm",
-    "research_voxel_mm",
-    "stroke_probability",
-    "days_between_sessions",
-)
 
 
 def _subject_json(wildcards):

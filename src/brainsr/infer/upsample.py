@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ import nibabel as nib
 import numpy as np
 
 from brainsr import TEMPLATE_SPACE, __version__
-from brainsr.io import atomic_savefig, atomic_write_text
+from brainsr.io import atomic_path, atomic_savefig, atomic_write_text
 from brainsr.paths import bids, label_ok
 
 __all__ = ["UpsampleError", "UpsampleResult", "output_names", "resolve_model", "upsample_scans"]
@@ -91,7 +92,7 @@ def _read_inputs(images: Mapping[str, str | Path], work: Path) -> tuple[dict[str
     The record keeps content hashes and allow-listed acquisition parameters only: the file and folder names of
     clinical exports, and DICOM headers, often carry names, IDs or dates.
     """
-    from brainsr.preprocess.images import load_checked
+    from brainsr.preprocess.images import load_scan
 
     paths, provenance = {}, {}
     for q, given in images.items():
@@ -102,10 +103,29 @@ def _read_inputs(images: Mapping[str, str | Path], work: Path) -> tuple[dict[str
             path, acquisition = convert_series(path, work, f"input_{q}")
             record = {"Format": "DICOM", "Converter": f"dcm2niix {dcm2niix_version()}", "Acquisition": acquisition}
             hash_key = "SHA256OfConvertedImage"
-        load_checked(path)
+        load_scan(path)
         provenance[q] = {**record, hash_key: _sha256(path)}
         paths[q] = str(path)
     return paths, provenance
+
+
+def _publish(staging: Path, out_dir: Path, names: Mapping[str, str]) -> dict[str, Path]:
+    """Copy the finished outputs into ``out_dir`` (each file atomically); on failure remove what was created."""
+    created = next((p for p in [out_dir, *out_dir.parents] if p.parent.exists()), out_dir)
+    created = None if created.exists() else created
+    outputs: dict[str, Path] = {}
+    try:
+        for kind, name in names.items():
+            with atomic_path(out_dir / name) as tmp:
+                shutil.copyfile(staging / name, tmp)
+            outputs[kind] = out_dir / name
+    except BaseException:
+        for path in outputs.values():
+            path.unlink(missing_ok=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    return outputs
 
 
 def _versions() -> dict[str, str]:
@@ -234,10 +254,9 @@ def upsample_scans(
         core_mm = float(preprocess["rescale_core_mm"] if core_mm is None else core_mm)
         done("check", t0)
 
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         names = output_names(subject, method, seqs)
-        staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".brainsr-staging-", dir=out_dir)))
+        staging = work / "staging"  # published into --out only when every step succeeded
+        staging.mkdir()
         t0 = time.perf_counter()
         template, template_mask = _template(preprocess, work, data)
         done("template", t0)
@@ -351,9 +370,4 @@ def upsample_scans(
             "Seconds": {k: round(v, 2) for k, v in seconds.items()},
         }
         atomic_write_text(json.dumps(record, indent=2, default=str) + "\n", staging / names["record"])
-        outputs = {}
-        for kind, name in names.items():  # every step succeeded: publish
-            target = out_dir / name
-            (staging / name).replace(target)
-            outputs[kind] = target
-        return UpsampleResult(outputs, seconds)
+        return UpsampleResult(_publish(staging, Path(out_dir), names), seconds)

@@ -28,6 +28,7 @@ __all__ = [
     "load_checked",
     "load_mask",
     "load_on_grid",
+    "load_scan",
     "scoped_tmpdir",
     "to_ants",
     "zooms_mm",
@@ -35,6 +36,11 @@ __all__ = [
 
 #: Largest tolerated shear of a voxel-to-world affine (off-diagonal of the normalised Gram matrix).
 MAX_SHEAR = 0.05
+#: A scan must hold a head: at least this many voxels along every axis and this field of view (mm) along at
+#: least two of them (an adult head is about 140 x 170 x 120 mm; a thick-slice clinical stack of 20 x 6 mm spans
+#: 120 mm; a single-slab scan may be thin along one axis).
+MIN_SCAN_VOXELS = 8
+MIN_HEAD_FOV_MM = 80.0
 
 
 class ImageInputError(ValueError):
@@ -91,11 +97,8 @@ def _check_affine(affine: np.ndarray, path: str | os.PathLike) -> None:
         raise ImageInputError(path, f"affine has shear {shear:.3f} beyond the tolerance {MAX_SHEAR}")
 
 
-def load_checked(path: str | os.PathLike) -> nib.Nifti1Image:
-    """Load a NIfTI image, fully read its data and check it (3D, finite, non-empty, sane affine).
-
-    Returns a float32 image whose header carries no free-text fields of the input.
-    """
+def _read(path: str | os.PathLike) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """The image as stored (header kept) and its data fully read as float32 and checked (:func:`check_array`)."""
     path = Path(path)
     if not path.exists():
         raise ImageInputError(path, "file does not exist")
@@ -107,9 +110,61 @@ def load_checked(path: str | os.PathLike) -> nib.Nifti1Image:
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     check_array(data, path)
-    affine = img.affine
-    _check_affine(affine, path)
-    return nib.Nifti1Image(data, affine)
+    return img, data
+
+
+def load_checked(path: str | os.PathLike) -> nib.Nifti1Image:
+    """Load a NIfTI image, fully read its data and check it (3D, finite, non-empty, sane affine).
+
+    Returns a float32 image whose header carries no free-text fields of the input.
+    """
+    img, data = _read(path)
+    _check_affine(img.affine, path)
+    return nib.Nifti1Image(data, img.affine)
+
+
+def _check_orientation(img: nib.spatialimages.SpatialImage, path: str | os.PathLike) -> None:
+    """A usable voxel-to-world orientation: qform or sform set, finite positive voxel sizes in the header.
+
+    The header is read again as stored: nibabel's loader silently sets zero voxel sizes to 1.
+    """
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise ImageInputError(path, f"{type(img).__name__} has no usable orientation (expected NIfTI)")
+    with nib.openers.ImageOpener(str(path)) as fh:
+        header = type(img.header).from_fileobj(fh, check=False)
+    if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        raise ImageInputError(path, "header has no usable orientation (qform_code and sform_code are both 0)")
+    pixdim = np.asarray(header["pixdim"][1:4], dtype=float)
+    if not np.all(np.isfinite(pixdim)) or np.any(pixdim <= 0):
+        raise ImageInputError(path, f"voxel sizes {pixdim.tolist()} in the header are not finite and positive")
+
+
+def _check_head_size(img: nib.Nifti1Image, path: str | os.PathLike) -> None:
+    """Refuse a volume too small to hold a head (:data:`MIN_SCAN_VOXELS`, :data:`MIN_HEAD_FOV_MM`)."""
+    shape = np.asarray(img.shape[:3])
+    fov = shape * np.linalg.norm(img.affine[:3, :3], axis=0)
+    if shape.min() < MIN_SCAN_VOXELS or np.sort(fov)[1] < MIN_HEAD_FOV_MM:
+        raise ImageInputError(
+            path,
+            f"volume {tuple(int(n) for n in shape)} voxels, field of view {np.round(fov, 1).tolist()} mm is too "
+            f"small to hold a head (a scan needs >= {MIN_SCAN_VOXELS} voxels per axis and >= {MIN_HEAD_FOV_MM:g} mm "
+            "along two axes)",
+        )
+
+
+def load_scan(path: str | os.PathLike) -> nib.Nifti1Image:
+    """A raw scan, checked (:func:`load_checked`, orientation, head size) and reoriented to RAS+ (as fMRIPrep).
+
+    Reorientation is a lossless permutation and flip of the voxel axes, so the result does not depend on how
+    the scan was stored (LPS, RAS, sagittal slices): every later step sees the same array on the same grid.
+    """
+    img, data = _read(path)
+    _check_orientation(img, path)
+    _check_affine(img.affine, path)
+    _check_head_size(img, path)
+    canonical = nib.as_closest_canonical(nib.Nifti1Image(data, img.affine))
+    data = np.ascontiguousarray(np.asarray(canonical.dataobj, dtype=np.float32))
+    return nib.Nifti1Image(data, canonical.affine)
 
 
 def zooms_mm(img: nib.Nifti1Image) -> tuple[float, float, float]:
@@ -141,5 +196,5 @@ def to_ants(img: nib.Nifti1Image) -> object:
     clean = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
     clean.set_qform(img.affine, code=1)
     clean.set_sform(img.affine, code=1)
-    clean.header.set_xyzt_units("mm")
+    clean.header.set_xyzt_units("mm", "sec")  # "unknown" time units make ANTsPy print a warning per call
     return ants.from_nibabel_nifti(clean)

@@ -22,7 +22,7 @@ import numpy as np
 from brainsr import __version__
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.preprocess.bias import correct_bias
-from brainsr.preprocess.images import ImageInputError, load_checked, scoped_tmpdir, zooms_mm
+from brainsr.preprocess.images import ImageInputError, load_checked, load_scan, scoped_tmpdir, zooms_mm
 from brainsr.preprocess.register import invert_linear, register_linear, register_warp
 from brainsr.preprocess.resample import resample, rescale
 from brainsr.preprocess.template import iso_grid, resample_to_grid
@@ -117,7 +117,7 @@ def prepare_session(
     and the rigid sequence -> T1w transforms (``out_xfm``, every sequence but T1w).
     """
     timings: dict[str, float] = {}
-    loaded = {seq: load_checked(path) for seq, path in images.items()}
+    loaded = {seq: load_scan(path) for seq, path in images.items()}  # RAS+: storage order cannot matter
     affine, shape = iso_grid(loaded[REFERENCE], iso_mm)
     grid = nib.Nifti1Image(np.zeros(shape, np.uint8), affine)
     user_mask = None

@@ -359,14 +359,16 @@ def session_accuracy(
     add("gt_volume_ml", "", "T1w", float(gt_mask.sum()) * _voxel_ml(gt))
 
     for seq, path in raw.items():
-        seg = nib.load(str(gt_dseg[seq]))
+        # RAS+ throughout: the corrected images are written in it (load_scan), raw scans and truth may be stored
+        # in any axis order
+        seg, raw_img = (nib.as_closest_canonical(nib.load(str(p))) for p in (gt_dseg[seq], path))
         if seq not in corrected:
-            add("bias_cv_raw", "", seq, bias_variation(nib.load(str(path)), seg, sigma_mm=bias_sigma_mm))
+            add("bias_cv_raw", "", seq, bias_variation(raw_img, seg, sigma_mm=bias_sigma_mm))
             continue
         # both measured over the same voxels: WM kept by brain extraction
-        fixed = nib.load(str(corrected[seq]))
+        fixed = nib.as_closest_canonical(nib.load(str(corrected[seq])))
         within = _data(fixed) > 0
-        add("bias_cv_raw", "", seq, bias_variation(nib.load(str(path)), seg, sigma_mm=bias_sigma_mm, within=within))
+        add("bias_cv_raw", "", seq, bias_variation(raw_img, seg, sigma_mm=bias_sigma_mm, within=within))
         add("bias_cv_corrected", "", seq, bias_variation(fixed, seg, sigma_mm=bias_sigma_mm, within=within))
     return pd.DataFrame(rows, columns=_COLUMNS)
 
