@@ -96,7 +96,11 @@ def test_tiny_preset_end_to_end(tiny_run):
     assert len(list(prep.glob("sub-C001/ses-*/anat/*_space-*_desc-*_T1w.nii.gz"))) == 2  # controls: primary only
     accuracy = pd.read_csv(res / "tables" / "preprocess_accuracy.tsv", sep="\t")
     tre = accuracy[accuracy.metric == "tre_mean_mm"]
-    assert len(tre) == 6 * 3 * 3 + 2 * 3 and tre.value.max() < 6.0, tre.value.describe()
+    # only the preps a consumer reads: the evaluated P001 (test) and P003 (validation) every prep, the training
+    # subject P002 those of the experiments (affinelinear, warp; affinesinc only feeds a baseline), the control the
+    # primary one
+    assert len(tre) == (4 * 3 + 2 * 2 + 2 * 1) * 3 and tre.value.max() < 6.0, tre.value.describe()
+    assert not list(prep.glob("sub-P002/ses-*/anat/*_desc-affinesinc_*")), "a prep nobody reads was built"
     dice = accuracy[accuracy.metric == "mask_dice"]
     assert len(dice) == 8 and dice.value.min() > 0.8, dice
     assert not list(tmp_path.glob("tmp/*")), "ANTsPy left temporary files"

@@ -37,8 +37,14 @@ def prep_labels():
 
 
 def preps_of(subject):
-    """Patients get every prep; control subjects (longitudinal research scans) only the primary one."""
-    return [PRE["primary"]] if subject in CONTROLS else prep_labels()
+    """The preps a consumer reads (common_superres.smk): the primary one (QC figures) for everyone; for evaluated
+    patients every method's prep (experiments and interpolation baselines); for the others the training preps."""
+    if subject in CONTROLS:
+        return [PRE["primary"]]
+    used = {PRE["primary"]} | ({exp_prep(e) for e in EXPERIMENTS} if SR_TRAINABLE else set())
+    if subject in SR_SUBJECTS:
+        used |= {exp_prep(e) for e in EXPERIMENTS} | set(BASELINES)
+    return [p for p in prep_labels() if p in used]
 
 
 def prep_spec(prep):
