@@ -63,6 +63,14 @@ def job_stats(text: str) -> dict[str, int]:
     return stats
 
 
+@pytest.fixture(scope="session", autouse=True)
+def precision_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The measured-precision cache (brainsr.train.precision) of this test session, not the user's ~/.cache."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["BRAINSR_CACHE_DIR"] = str(path)
+    return path
+
+
 @dataclass(frozen=True)
 class TinyRun:
     """A finished run of the tiny preset: its working directory and Snakemake's output."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -133,13 +135,19 @@ def test_settings_are_checked():
     assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
 
 
-@pytest.mark.parametrize(("amx", "expected"), [(True, torch.bfloat16), (False, None)])
-def test_auto_precision_on_cpu_follows_amx(monkeypatch, amx, expected):
-    """``auto`` on CPU: bf16 autocast only where AMX tiles make it the fast path, fp32 otherwise."""
-    import brainsr.train.settings as settings_module
+def test_auto_precision_is_measured_recorded_and_kept_on_resume(tmp_path, monkeypatch):
+    """``auto`` on a CPU: the probe decides (here told that bf16 is twice as fast), the model file and its summary
+    record the choice, and the checkpoint fingerprint holds it (a resumed run cannot switch modes)."""
+    import brainsr.train.precision as precision
 
-    monkeypatch.setattr(settings_module, "cpu_has_amx", lambda: amx)
-    assert autocast_dtype("auto", torch.device("cpu")) == expected
+    monkeypatch.setenv("BRAINSR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(precision, "probe_seconds", lambda *a, **k: {"fp32": 1.0, "bf16": 0.5})
+    summary = _train(tmp_path, "run", _settings(epochs=1, precision="auto"))
+    assert summary["precision"]["precision"] == "bf16" and summary["precision"]["reason"] == "probe"
+    assert summary["autocast"] == "torch.bfloat16"
+    loaded = load_model_file(tmp_path / "run" / "model.pt", expect={"prep": "affinelinear"})
+    assert loaded.meta["training"]["precision"]["seconds"] == {"fp32": 1.0, "bf16": 0.5}
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["precision"]["precision"] == "bf16"
 
 
 def test_model_file_mismatches_fail_loudly(tmp_path):

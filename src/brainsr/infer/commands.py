@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from brainsr import __version__
 from brainsr.data import AXES, load_pair
-from brainsr.infer.predict import InferenceSettings, explain_slices, upsample_volume
+from brainsr.infer.predict import InferenceSettings, explain_slices, inference_precision, upsample_volume
 from brainsr.io import atomic_save_nifti, atomic_savez, atomic_write_text
 from brainsr.models import Identity
 from brainsr.models.files import load_model_file
@@ -88,12 +89,15 @@ def infer_scan(
         )
     timings["load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    model_info = {"Name": meta["model"]["name"], "File": Path(model).name if model != "identity" else None}
     if model == "identity":
         result = np.clip(pair.x, 0.0, 1.0) * (pair.mask[None] if pair.mask is not None else 1.0)
-    else:
+    else:  # precision resolved once (auto: measured and cached per machine) and recorded in every sidecar
+        choice = inference_precision(generator, pair.x, settings, dev)
+        settings = replace(settings, precision=choice.precision)
+        model_info["Precision"] = choice.record()
         result = upsample_volume(generator, pair.x, settings, dev, mask=pair.mask, progress=True)
     timings["upsample"] = time.perf_counter() - t0
-    model_info = {"Name": meta["model"]["name"], "File": Path(model).name if model != "identity" else None}
     for c, seq in enumerate(seqs):
         atomic_save_nifti(nib.Nifti1Image(result[c].astype(np.float32), pair.affine), out[seq])
         _sidecar(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from brainsr.data import crop_hw, from_slices, pad_hw, padded_size, predict_patches, to_slices
+from brainsr.train.precision import PrecisionChoice, choose_precision, model_size_key
 from brainsr.train.settings import autocast_dtype
 
 log = logging.getLogger("brainsr.infer")
@@ -48,6 +49,24 @@ class InferenceSettings:
         values = {k: data[k] for k in keys if k in data}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def inference_precision(
+    generator: nn.Module, volume: np.ndarray, settings: InferenceSettings, device: torch.device
+) -> PrecisionChoice:
+    """Resolve ``settings.precision`` (``auto``: measured, :mod:`brainsr.train.precision`) for this model and scan:
+    the probe runs the generator on a batch of the scan's padded slice (or patch) size."""
+    torch.set_flush_denormal(True)  # before any timing: trained weights run slowly on denormals
+    channels = 1 if settings.channels_mode == "single" else int(volume.shape[0])
+    if settings.input == "patches":
+        size = (settings.patch_size, settings.patch_size)
+    else:
+        size = padded_size(to_slices(volume[:1], settings.axis).shape[-2:], settings.pad)
+    sample = torch.rand(settings.batch_size, channels, *size, generator=torch.Generator().manual_seed(0))
+    key = model_size_key(generator, sample)
+    return choose_precision(
+        settings.precision, device, model_key=key, build=lambda: generator, sample=sample, train=False
+    )
 
 
 def prepare_for_inference(
@@ -92,6 +111,7 @@ def upsample_volume(
     from tqdm import tqdm
 
     device = torch.device(device)
+    settings = replace(settings, precision=inference_precision(generator, volume, settings, device).precision)
     fn, autocast = prepare_for_inference(generator, device, settings)
     groups: Sequence[slice] = (
         [slice(c, c + 1) for c in range(volume.shape[0])] if settings.channels_mode == "single" else [slice(None)]

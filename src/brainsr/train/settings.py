@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -141,22 +139,11 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-@functools.cache
-def cpu_has_amx() -> bool:
-    """True when the CPU advertises AMX bf16 tiles (the ``amx_bf16`` flag of Linux ``/proc/cpuinfo``)."""
-    try:
-        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for mixed precision (paper 3.9), or None for fp32.
+    """Autocast dtype of a resolved precision (paper 3.9): None for fp32, else bf16 or fp16.
 
-    ``auto``: on CUDA bf16 where supported, else fp16 (with a gradient scaler); on CPU bf16 when the CPU has AMX
-    tiles, else fp32. Without AMX, oneDNN runs bf16 convolutions on AVX-512-BF16 kernels that were measured 1.3-1.6x
-    slower than fp32 channels-last on the 2-core development machine (``benchmarks/superres.tsv``), so ``auto``
-    does not pick them there; ``bf16`` still forces them.
+    ``auto`` is resolved first by :func:`brainsr.train.precision.choose_precision` (measured on CPUs); here it
+    keeps the old static rule only for callers that skip that step: bf16/fp16 on CUDA, fp32 on a CPU.
     """
     if precision == "fp32":
         return None
@@ -164,6 +151,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if precision == "fp16":
         return torch.float16
+    if precision != "auto":
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_amx() else None
+    return None

@@ -39,6 +39,7 @@ from brainsr.models import build_model, count_parameters
 from brainsr.models.critic import Critic, gradcam
 from brainsr.models.files import save_model_file
 from brainsr.train.losses import CombinedLoss, critic_guidance, critic_loss, mae, psnr, ssim
+from brainsr.train.precision import PrecisionChoice, choose_precision
 from brainsr.train.settings import TrainSettings, autocast_dtype, pick_device
 
 log = logging.getLogger("brainsr.train")
@@ -125,10 +126,10 @@ def _scheduler(settings: TrainSettings, optimiser: torch.optim.Optimizer) -> tor
 class _Runner:
     """Moves batches to the device and runs the modules under the experiment's precision."""
 
-    def __init__(self, settings: TrainSettings, device: torch.device) -> None:
+    def __init__(self, precision: str, channels_last: bool, device: torch.device) -> None:
         self.device = device
-        self.dtype = autocast_dtype(settings.precision, device)
-        self.channels_last = settings.channels_last
+        self.dtype = autocast_dtype(precision, device)
+        self.channels_last = channels_last
         self.scaled = self.dtype == torch.float16
 
     def batch(self, t: Tensor) -> Tensor:
@@ -156,12 +157,23 @@ class TrainState:
     scaler_d: torch.amp.GradScaler
     objective: CombinedLoss
     model_kwargs: dict[str, Any]
+    precision: PrecisionChoice
 
 
 def make_state(settings: TrainSettings, channels: int, image_size: tuple[int, int], device: torch.device) -> TrainState:
-    """Build G (and D) with Adam optimisers on ``device``, channels-last and compiled as the settings ask."""
-    run = _Runner(settings, device)
+    """Build G (and D) with Adam optimisers on ``device``, channels-last and compiled as the settings ask; the
+    precision (``auto``: measured on this machine for this model size, :mod:`brainsr.train.precision`)."""
     model_kwargs = settings.model_kwargs(channels, image_size)
+    sample = torch.rand(settings.batch_size, channels, *image_size, generator=torch.Generator().manual_seed(0))
+    choice = choose_precision(
+        settings.precision,
+        device,
+        model_key=f"{settings.model}|{json.dumps(model_kwargs, sort_keys=True, default=str)}|{tuple(sample.shape)}",
+        build=lambda: build_model(settings.model, **model_kwargs),
+        sample=sample,
+        train=True,
+    )
+    run = _Runner(choice.precision, settings.channels_last, device)
     generator = build_model(settings.model, **model_kwargs).to(device)
     critic = Critic(**settings.critic_kwargs(channels)).to(device) if settings.critic else None
     if settings.channels_last:
@@ -179,6 +191,7 @@ def make_state(settings: TrainSettings, channels: int, image_size: tuple[int, in
         scaler_d=torch.amp.GradScaler(device.type, enabled=run.scaled),
         objective=CombinedLoss(settings.loss),
         model_kwargs=model_kwargs,
+        precision=choice,
     )
 
 
@@ -326,7 +339,8 @@ def train_experiment(
         state.objective,
     )
     sched = _scheduler(settings, opt_g)
-    meta_fp = {"data": dict(data_meta), "model_kwargs": model_kwargs}
+    # the precision enters the fingerprint: a checkpoint never resumes in another mode
+    meta_fp = {"data": dict(data_meta), "model_kwargs": model_kwargs, "precision": state.precision.precision}
     fp = fingerprint(settings, inputs, json.loads(json.dumps(meta_fp, default=str)))
 
     history: list[dict[str, float]] = []
@@ -462,6 +476,7 @@ def train_experiment(
         "samples": len(train_ds),
         "device": str(dev),
         "autocast": str(run.dtype),
+        "precision": state.precision.record(),
         "train_seconds": float(sum(r["seconds"] for r in history)),
         **best["metrics"],
     }
