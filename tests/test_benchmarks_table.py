@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from brainsr.report.benchmarks import benchmark_table
+from brainsr.report.benchmarks import benchmark_table, stage_of, stage_table
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -52,3 +52,47 @@ def test_report_benchmarks_cli_writes_the_table(tmp_path):
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(out, sep="\t")
     assert table.loc[0, "rule"] == "infer" and table.loc[0, "suggested_runtime_min"] == 1
+
+
+def test_stage_table_sums_cpu_minutes_against_the_budget(tmp_path):
+    _bench(tmp_path, "simulate_patient", "subject-P001", 70.0, 100.0, 120.0)
+    _bench(tmp_path, "cohort_qc", "cohort_qc", 10.0, 100.0, 60.0)
+    _bench(tmp_path, "preprocess_resample", "a", 50.0, 100.0, 3000.0)
+    _bench(tmp_path, "preprocess_prepare", "a", 90.0, 100.0, 1800.0)
+    _bench(tmp_path, "superres_train", "model0", 600.0, 100.0, 4800.0)
+    _bench(tmp_path, "superres_infer", "a", 6.0, 100.0, 30.0)
+    _bench(tmp_path, "evaluate_segment", "a", 6.0, 100.0, 30.0)
+    table = stage_table(tmp_path, budget={"simulation": 2, "preprocessing": 70, "training": 60}).set_index("stage")
+    assert list(table.index) == ["simulation", "preprocessing", "training", "inference, evaluation, report", "total"]
+    sim = table.loc["simulation"]
+    assert (sim.rules, sim.jobs, sim.cpu_min, sim.job_wall_min) == (2, 2, 3.0, 1.33)  # 180 CPU s, 80 wall s
+    assert sim.budget_cpu_min == 2 and not sim.within_budget
+    assert table.loc["preprocessing", "cpu_min"] == 80.0 and not table.loc["preprocessing", "within_budget"]
+    assert table.loc["training", "cpu_min"] == 80.0 and table.loc["training", "job_wall_min"] == 10.0
+    assert (
+        table.loc["inference, evaluation, report", "jobs"] == 2
+        and table.loc["inference, evaluation, report", "cpu_min"] == 1.0
+    )
+    assert table.loc["total", "jobs"] == 7 and table.loc["total", "cpu_min"] == 164.0
+    assert table.loc["total", "budget_cpu_min"] == 132
+    assert stage_of("bids_inventory") == "simulation" and stage_of("all") == "other"
+
+
+def test_report_benchmarks_cli_writes_the_stage_table(tmp_path):
+    _bench(tmp_path / "bench", "preprocess_warp", "a", 30.0, 400.0, 600.0)
+    out, stages = tmp_path / "sizing.tsv", tmp_path / "stages.tsv"
+    args = [
+        "report",
+        "benchmarks",
+        "--benchmarks",
+        str(tmp_path / "bench"),
+        "--out",
+        str(out),
+        "--out-stages",
+        str(stages),
+    ]
+    done = subprocess.run([str(Path(sys.executable).parent / "brainsr"), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(stages, sep="\t")
+    assert table["stage"].tolist() == ["preprocessing", "total"] and table.loc[0, "cpu_min"] == 10.0
+    assert table.loc[0, "budget_cpu_min"] == 70.0 and bool(table.loc[0, "within_budget"])

@@ -16,6 +16,8 @@ rule evaluate_lesion_prior:
         prior=json.dumps(EV["lesion_prior"], sort_keys=True),
     log:
         log_path("evaluate_lesion_prior"),
+    benchmark:
+        benchmark_path("evaluate_lesion_prior")
     threads: 1
     conda:
         "../../envs/imaging.yaml"
@@ -141,6 +143,8 @@ rule evaluate_agreement:
         ),
     log:
         log_path("evaluate_agreement", **_WC),
+    benchmark:
+        benchmark_path("evaluate_agreement", **_WC)
     threads: 1
     conda:
         "../../envs/imaging.yaml"
@@ -225,6 +229,8 @@ rule report_rating:
         seed=EV["rating_seed"],
     log:
         log_path("report_rating"),
+    benchmark:
+        benchmark_path("report_rating")
     threads: 1
     conda:
         "../../envs/report.yaml"

@@ -27,6 +27,8 @@ rule preprocess_template:
         margin=PRE["crop_margin_mm"],
     log:
         log_path("preprocess_template"),
+    benchmark:
+        benchmark_path("preprocess_template")
     threads: 1
     conda:
         "../../envs/imaging.yaml"
@@ -235,6 +237,8 @@ rule preprocess_tables:
         ),
     log:
         log_path("preprocess_tables"),
+    benchmark:
+        benchmark_path("preprocess_tables")
     threads: 1
     localrule: True
     conda:

@@ -15,6 +15,8 @@ rule bids_inventory:
         ),
     log:
         log_path("bids_inventory"),
+    benchmark:
+        benchmark_path("bids_inventory")
     threads: 1
     conda:
         "../../envs/imaging.yaml"

@@ -87,6 +87,8 @@ rule superres_tables:
         experiments=json.dumps(EXPERIMENTS, sort_keys=True),
     log:
         log_path("superres_tables"),
+    benchmark:
+        benchmark_path("superres_tables")
     localrule: True
     threads: 1
     conda:

@@ -255,11 +255,15 @@ def cmd_rating(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmarks(args: argparse.Namespace) -> int:
-    from brainsr.report.benchmarks import benchmark_table
+    from brainsr.report.benchmarks import benchmark_table, stage_table
 
     table = benchmark_table(args.benchmarks, margin=args.margin)
     atomic_write_tsv(table, args.out)
     print(table.to_string(index=False))
+    if args.out_stages:
+        stages = stage_table(args.benchmarks)
+        atomic_write_tsv(stages, args.out_stages)
+        print(stages.to_string(index=False))
     return 0
 
 
@@ -289,4 +293,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--benchmarks", default=Path("logs/benchmarks"), type=Path, help="the workflow's benchmark dir")
     q.add_argument("--out", required=True, type=Path, help="TSV table")
     q.add_argument("--margin", type=float, default=1.5, help="safety factor of the suggested runtime and mem_mb")
+    q.add_argument("--out-stages", type=Path, help="TSV: CPU minutes by stage against the default run's budget")
     q.set_defaults(func=cmd_benchmarks)
