@@ -41,6 +41,8 @@ __all__ = [
 BF16_GAIN = 0.85
 #: Bumped when the probe changes, so old cached decisions are not reused.
 PROBE_VERSION = 1
+#: The probe times at most this many samples of the batch (the 64-filter model takes seconds per sample on 2 cores).
+PROBE_SAMPLES = 4
 MODES = ("fp32", "bf16")
 
 
@@ -169,9 +171,9 @@ def choose_precision(
             if key in cached:
                 seconds = cached[key]
                 return PrecisionChoice(_decide(seconds), requested, f"probe (cached in {path})", seconds, key)
-            seconds = probe_seconds(build, sample, train)
+            seconds = probe_seconds(build, sample[:PROBE_SAMPLES], train)
             atomic_write_text(json.dumps({**cached, key: seconds}, indent=2, sort_keys=True) + "\n", path)
     except OSError:  # no writable cache: probe for this process only
-        seconds = probe_seconds(build, sample, train)
+        seconds = probe_seconds(build, sample[:PROBE_SAMPLES], train)
         return PrecisionChoice(_decide(seconds), requested, "probe (not cached: cache not writable)", seconds, key)
     return PrecisionChoice(_decide(seconds), requested, "probe", seconds, key)
