@@ -185,3 +185,24 @@ def test_validation_table(tmp_path):
     assert {"model", "prep", "parameters", "best_epoch", "val_mae", "val_mae_input", "val_ssim"} <= set(table)
     with pytest.raises(ValueError, match="not in the configuration"):
         validation_table([tmp_path / "model0" / "model.json"], {})
+
+
+def test_samples_per_epoch_bounds_the_cost_of_an_epoch(tmp_path):
+    """``samples_per_epoch``: that many samples per epoch, each epoch its own seeded draw; null: every sample."""
+    from brainsr.train.trainer import _epoch_loader, build_datasets
+
+    settings = _settings(epochs=2, samples_per_epoch=5, batch_size=2)
+    train_ds, _, _ = build_datasets(settings, TRAIN, VAL)
+    assert len(train_ds) > 5
+    summary = _train(tmp_path, "run", settings)
+    history = pd.read_csv(tmp_path / "run" / "history.tsv", sep="\t")
+    assert history["samples"].tolist() == [5, 5] and summary["samples"] == len(train_ds)
+
+    def drawn(epoch: int) -> list[int]:
+        return list(iter(_epoch_loader(train_ds, settings, epoch).sampler))
+
+    assert drawn(0) == drawn(0) and drawn(0) != drawn(1) and len(set(drawn(0))) == 5
+    every = _train(tmp_path, "all", _settings(epochs=1, batch_size=2))
+    assert pd.read_csv(tmp_path / "all" / "history.tsv", sep="\t")["samples"].tolist() == [every["samples"]]
+    with pytest.raises(ValueError, match="samples_per_epoch must be >= 1"):
+        TrainSettings.from_mapping({"samples_per_epoch": 0})

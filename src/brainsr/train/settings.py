@@ -51,6 +51,7 @@ class TrainSettings:
     critic_filters: int = 16
     critic_lr: float = 1e-4
     epochs: int = 10
+    samples_per_epoch: int | None = None
     batch_size: int = 8
     lr: float = 1e-3
     lr_schedule: str = "cosine"
@@ -93,6 +94,8 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "filters", "depth", "critic_steps", "patch_size", "patches_per_scan"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.samples_per_epoch is not None and int(self.samples_per_epoch) < 1:
+            raise ValueError(f"samples_per_epoch must be >= 1 or null, got {self.samples_per_epoch}")
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

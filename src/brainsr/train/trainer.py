@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from brainsr.data import PatchDataset, ScanPair, SliceDataset
 from brainsr.io import atomic_path, atomic_write_text, atomic_write_tsv
@@ -232,6 +232,17 @@ def train_step(state: TrainState, x: Tensor, y: Tensor) -> dict[str, float]:
     return terms
 
 
+def _epoch_loader(train_ds: Dataset, settings: TrainSettings, epoch: int) -> DataLoader:
+    """The epoch's shuffled batches (seeded by epoch): every sample, or ``samples_per_epoch`` of them drawn without
+    replacement, so that the cost of an epoch does not grow with the cohort (issue 19; the paper: every slice)."""
+    order = torch.Generator().manual_seed(settings.seed * 1009 + epoch)
+    n = settings.samples_per_epoch
+    if n is None or n >= len(train_ds):
+        return DataLoader(train_ds, batch_size=settings.batch_size, shuffle=True, generator=order)
+    sampler = RandomSampler(train_ds, replacement=False, num_samples=int(n), generator=order)
+    return DataLoader(train_ds, batch_size=settings.batch_size, sampler=sampler)
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -387,8 +398,7 @@ def train_experiment(
         generator.train()
         if critic is not None:
             critic.train()
-        order = torch.Generator().manual_seed(settings.seed * 1009 + epoch)
-        loader = DataLoader(train_ds, batch_size=settings.batch_size, shuffle=True, generator=order)
+        loader = _epoch_loader(train_ds, settings, epoch)
         sums: dict[str, float] = {}
         seen, t0 = 0, time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False)
@@ -403,7 +413,7 @@ def train_experiment(
         row: dict[str, float] = {"epoch": epoch + 1, "lr": opt_g.param_groups[0]["lr"]}
         row.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
         row.update(_validate(generator, critic, val_loader, objective, run))
-        row.update(seconds=seconds, samples_per_s=seen / max(seconds, 1e-9))
+        row.update(samples=seen, seconds=seconds, samples_per_s=seen / max(seconds, 1e-9))
         sched.step()
         history.append(row)
         if row["val_loss"] < best["loss"]:
