@@ -243,12 +243,18 @@ def _report(key, caption, category, subcategory=None):
     return report(path, caption=f"{_CAPTIONS}/{caption}.rst", category=category, subcategory=subcategory)
 
 
+# Report categories are paper sections. Snakemake turns each category name into a reStructuredText target
+# (".. _<name>:") under every caption: no colon, quote or backquote in them (tests/test_report_captions.py).
+BEST_MODEL = "4.1-4.5 Experiments and the best model"
+CLAIMS = "Claims of the paper checked on this run"  # linked by name from workflow/report/workflow.rst
+
 _SUBJECT_CAPTIONS = {
-    "fig05": ("4.5 Best model: visual comparison", "Fig. 5 (axial)"),
-    "fig06": ("4.5 Best model: visual comparison", "Fig. 6 (coronal)"),
-    "fig07": ("4.5 Best model: visual comparison", "Fig. 7 (differences)"),
+    "fig05": (BEST_MODEL, "Fig. 5 (axial)"),
+    "fig06": (BEST_MODEL, "Fig. 6 (coronal)"),
+    "fig07": (BEST_MODEL, "Fig. 7 (differences)"),
     "fig08": ("4.7 Attention gates", "Fig. 8 (attention gates)"),
     "fig09": ("4.8 Grad-CAM of the critic", "Fig. 9 (Grad-CAM)"),
     "fig11": ("4.9.2 Segmentation in the test set", "Fig. 11 (classes)"),
     "fig12": ("4.9.2 Segmentation in the test set", "Fig. 12 (WMH)"),
 }
+

@@ -156,7 +156,7 @@ rule report_tables:
     output:
         **{k: table_file(k) for k in ("image", "quality", "volumes", "agreement")},
         table1=_report("table1", "table1", "4.6 Comparison with other models", "Table 1"),
-        tableS1=_report("tableS1", "tableS1", "4.5 Best model: every experiment", "Table S1"),
+        tableS1=_report("tableS1", "tableS1", BEST_MODEL, "Table S1 (every experiment)"),
         table2=_report("table2", "table2", "4.9.1 Brain image quality metrics", "Table 2"),
         tableS3=_report("tableS3", "tables_agreement", "4.9.2 Segmentation in the test set", "Table S3 (CSF)"),
         tableS4=_report("tableS4", "tables_agreement", "4.9.2 Segmentation in the test set", "Table S4 (sinuses)"),
@@ -165,7 +165,7 @@ rule report_tables:
         truth=_report("truth", "truth_agreement", "4.9.2 Segmentation in the test set", "Ground truth"),
         fig10=_report("fig10", "fig10", "4.9.2 Segmentation in the test set", "Fig. 10 numbers"),
         fig13=_report("fig13", "fig13", "4.9.3 Longitudinal variability (controls)", "Fig. 13 numbers"),
-        findings=_report("findings", "findings", "Summary: the paper's claims on this run"),
+        findings=_report("findings", "findings", CLAIMS, "Summary table"),
         fig10_png=_report("fig10_png", "fig10", "4.9.2 Segmentation in the test set", "Fig. 10"),
         fig13_png=_report("fig13_png", "fig13", "4.9.3 Longitudinal variability (controls)", "Fig. 13"),
     params:
