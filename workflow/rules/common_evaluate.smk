@@ -12,6 +12,7 @@ RATING_KEY = f"{OUT}/rating_key/key.csv"  # kept out of rating/ so the raters ca
 LESION_PRIOR = bids(EVAL_DIR, space=TPL, res=GRID_RES, label="lesion", suffix="probseg")
 
 from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
+from brainsr.report.provenance import run_facts
 
 _CAPTIONS = "../report"  # captions of the HTML report, relative to workflow/rules
 
@@ -258,3 +259,14 @@ _SUBJECT_CAPTIONS = {
     "fig12": ("4.9.2 Segmentation in the test set", "Fig. 12 (WMH)"),
 }
 
+
+# What this run was, for the report's landing page (workflow/report/workflow.rst reads config["_run"]).
+config["_run"] = run_facts(
+    [_base_config, *workflow.configfiles],
+    workflow.config_settings.config,
+    workflow.basedir,
+    {p: SPLIT.get(p) for p in PATIENTS},
+    CONTROLS,
+    SR_SUBJECTS,
+    (showcase_subject(), SHOWCASE) if SR_SUBJECTS and SHOWCASE else None,
+)
