@@ -153,7 +153,7 @@ def test_category_names_make_valid_distinct_targets(workflow):
 def test_landing_page_states_the_run_and_links_to_the_claims(workflow):
     """The first page a reader sees: the config files, the cohort, the commit and a link to the claims table."""
     html, _ = render(workflow.landing.read_text(), workflow)
-    findings = next(e for e in workflow.entries if Path(e.path).name == "evaluation_findings.tsv")
+    findings = next(e for e in workflow.entries if Path(e.path).stem == "evaluation_findings")
     assert f"javascript:app.showCategory('{quote(findings.category)}')" in html
     text = " ".join(re.sub(r"<[^>]+>", "", html).split())
     assert "config.yaml" in text and TINY.name in text
