@@ -238,9 +238,15 @@ def all_eval_targets():
     return files + [f"{RATING_DIR}/sheet.csv", RATING_KEY]
 
 
+def report_table_file(key):
+    """report/<table>.html: a group table as the HTML page the report shows (a TSV could only be downloaded)."""
+    return f"{REPORT_DIR}/{os.path.splitext(GROUP_TABLES[key])[0]}.html"
+
+
 def _report(key, caption, category, subcategory=None):
-    """A table or figure file marked for `snakemake --report`, captioned and grouped by paper section."""
-    path = table_file(key) if not key.endswith("_png") else figure_file(key[:-4])
+    """A table page (<key>_html) or figure (<key>_png) marked for `snakemake --report`, captioned and grouped by
+    paper section."""
+    path = report_table_file(key[:-5]) if key.endswith("_html") else figure_file(key[:-4])
     return report(path, caption=f"{_CAPTIONS}/{caption}.rst", category=category, subcategory=subcategory)
 
 
@@ -248,6 +254,8 @@ def _report(key, caption, category, subcategory=None):
 # (".. _<name>:") under every caption: no colon, quote or backquote in them (tests/test_report_captions.py).
 BEST_MODEL = "4.1-4.5 Experiments and the best model"
 CLAIMS = "Claims of the paper checked on this run"  # linked by name from workflow/report/workflow.rst
+SEGMENTATION = "4.9.2 Segmentation in the test set"
+LONGITUDINAL = "4.9.3 Longitudinal variability (controls)"
 
 _SUBJECT_CAPTIONS = {
     "fig05": (BEST_MODEL, "Fig. 5 (axial)"),
@@ -255,8 +263,8 @@ _SUBJECT_CAPTIONS = {
     "fig07": (BEST_MODEL, "Fig. 7 (differences)"),
     "fig08": ("4.7 Attention gates", "Fig. 8 (attention gates)"),
     "fig09": ("4.8 Grad-CAM of the critic", "Fig. 9 (Grad-CAM)"),
-    "fig11": ("4.9.2 Segmentation in the test set", "Fig. 11 (classes)"),
-    "fig12": ("4.9.2 Segmentation in the test set", "Fig. 12 (WMH)"),
+    "fig11": (SEGMENTATION, "Fig. 11 (classes)"),
+    "fig12": (SEGMENTATION, "Fig. 12 (WMH)"),
 }
 
 
