@@ -289,6 +289,7 @@ def test_report_tables_cli_on_a_two_subject_example(tmp_path):
     table1 = pd.read_csv(written["table1"], sep="\t").set_index("method")
     assert list(table1.index) == ["interpaffinelinear", "model0"]
     assert table1.loc["model0", "parameters"] == 1234
+    assert list(table1.columns[:6]) == ["mae", "nmse", "nmse_paper", "psnr", "ssim", "parameters"]  # as in the paper
     assert table1.loc["model0", "mae"] == "0.015 ± 0.0071"  # mean of 0.01, 0.02
     table2 = pd.read_csv(written["table2"], sep="\t")
     overall = table2[table2.protocol == "all"].set_index("method")
