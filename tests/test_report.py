@@ -229,7 +229,7 @@ def test_group_figures_are_written(tmp_path):
 
 def test_report_tables_cli_on_a_two_subject_example(tmp_path):
     """`brainsr report tables` from hand-written evaluation files: every table and both figures are written."""
-    from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, write_group_tables
+    from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, REPORT_TABLES, write_group_tables
 
     def dump(obj, name):
         path = tmp_path / "ev" / name
@@ -274,14 +274,22 @@ def test_report_tables_cli_on_a_two_subject_example(tmp_path):
         "sessions": {"clinical": "clinical", "research": "research"},
         "patterns": {k: pattern.replace("KIND", k) for k in ("image", "quality", "volumes", "agreement")},
     }
-    written = write_group_tables(spec, tmp_path / "tables", tmp_path / "figures")
+    written = write_group_tables(spec, tmp_path / "tables", tmp_path / "figures", tmp_path / "html")
     for name in GROUP_TABLES.values():
         assert (tmp_path / "tables" / name).stat().st_size > 0, name
+    # the tables the HTML report shows, as pages it can show inline
+    assert sorted(p.name for p in (tmp_path / "html").iterdir()) == sorted(
+        GROUP_TABLES[k].replace(".tsv", ".html") for k in REPORT_TABLES
+    )
+    page = written["table1_html"].read_text()
+    assert "<td>0.015 ± 0.0071</td>" in page and "<td>1234</td>" in page and REPORT_TABLES["table1"] in page
+    assert str(tmp_path / "tables" / GROUP_TABLES["table1"]) in page
     for name in GROUP_FIGURES.values():
         assert (tmp_path / "figures" / name).stat().st_size > 1000, name
     table1 = pd.read_csv(written["table1"], sep="\t").set_index("method")
     assert list(table1.index) == ["interpaffinelinear", "model0"]
     assert table1.loc["model0", "parameters"] == 1234
+    assert list(table1.columns[:6]) == ["mae", "nmse", "nmse_paper", "psnr", "ssim", "parameters"]  # as in the paper
     assert table1.loc["model0", "mae"] == "0.015 ± 0.0071"  # mean of 0.01, 0.02
     table2 = pd.read_csv(written["table2"], sep="\t")
     overall = table2[table2.protocol == "all"].set_index("method")
@@ -310,3 +318,24 @@ def test_figures_label_channels_in_the_model_order_not_the_sorted_spec_order() -
     maps["indices"] = np.array([4])
     assert attention_figure(maps, seqs, "t").axes[0].get_title() == "input (T1w)"
     assert gradcam_figure(maps, seqs, "t").axes[0].get_title() == "generated (T1w) + Grad-CAM"
+
+
+def test_table_page_formats_numbers_and_escapes_text():
+    from brainsr.report.html import format_value, table_html
+
+    assert [format_value(v) for v in (None, float("nan"), 4.0, 122471.0, 0.14931802500825184, 4.32e-10)] == [
+        "n/a",
+        "n/a",
+        "4",
+        "122471",
+        "0.1493",
+        "4.32e-10",
+    ]
+    assert format_value("0.98 ± 0.01") == "0.98 ± 0.01" and format_value(False) == "False" and format_value(3) == "3"
+    frame = pd.DataFrame({"claim": ["a < b & c"], "value": [np.nan], "n": [2]})
+    page = table_html(frame, "Claims <checked>", "tables/x.tsv")
+    assert "<title>Claims &lt;checked&gt;</title>" in page and "<td>a &lt; b &amp; c</td>" in page
+    assert "<td>n/a</td>" in page and "<td>2</td>" in page and "<code>tables/x.tsv</code>" in page
+    assert "<th>claim</th>" in page
+    long = table_html(pd.DataFrame({"claim": ["x" * 60], "holds": ["yes"]}), "t", "s")
+    assert '<td class="text">' + "x" * 60 in long and "<td>yes</td>" in long  # long text wraps, the rest stays in view

@@ -240,7 +240,7 @@ def check_superres(res: Path) -> None:
 
 def check_evaluation(res: Path, workdir: Path) -> None:
     """Tiny-preset evaluation: every table and figure exists and is non-empty, numbers are sane, HTML report."""
-    from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
+    from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, REPORT_TABLES, SUBJECT_FIGURES
 
     for name in GROUP_TABLES.values():
         assert (res / "tables" / name).stat().st_size > 0, name
@@ -272,10 +272,21 @@ def check_evaluation(res: Path, workdir: Path) -> None:
     assert len(sheet) == len(key) == 2 * 3 and sorted(set(key.scan_set)) == ["interpolated", "research", "upsampled"]
     assert not list((res / "rating").rglob("key*"))
     assert len(list((res / "rating" / "images").glob("item-*.nii.gz"))) == 2 * 3 * 3
+    for table in REPORT_TABLES:  # the tables the report shows inline (a TSV could only be downloaded)
+        assert (res / "report" / GROUP_TABLES[table].replace(".tsv", ".html")).stat().st_size > 500, table
     html = workdir / "report.html"
     out = snakemake("--report", str(html), "--configfile", str(TINY), cwd=workdir)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert html.stat().st_size > 100_000
+    # no docutils warning or error in a caption or on the landing page: printed while rendering, boxed in the HTML
+    printed = re.findall(r"^.*\((?:WARNING|ERROR|SEVERE)/\d\).*$", out.stdout + out.stderr, re.MULTILINE)
+    assert not printed, printed[:10]
+    text = html.read_text(encoding="utf-8")
+    boxes = re.findall(r"System Message: [^<]{0,200}", text)
+    assert not boxes, boxes[:10]
+    # the landing page says what the run was and links to the claims table
+    assert "javascript:app.showCategory('Claims%20of%20the%20paper%20checked%20on%20this%20run')" in text
+    assert TINY.name in text and "3 patients" in text
 
 
 @pytest.mark.e2e

@@ -12,6 +12,7 @@ RATING_KEY = f"{OUT}/rating_key/key.csv"  # kept out of rating/ so the raters ca
 LESION_PRIOR = bids(EVAL_DIR, space=TPL, res=GRID_RES, label="lesion", suffix="probseg")
 
 from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
+from brainsr.report.provenance import run_facts
 
 _CAPTIONS = "../report"  # captions of the HTML report, relative to workflow/rules
 
@@ -237,18 +238,43 @@ def all_eval_targets():
     return files + [f"{RATING_DIR}/sheet.csv", RATING_KEY]
 
 
+def report_table_file(key):
+    """report/<table>.html: a group table as the HTML page the report shows (a TSV could only be downloaded)."""
+    return f"{REPORT_DIR}/{os.path.splitext(GROUP_TABLES[key])[0]}.html"
+
+
 def _report(key, caption, category, subcategory=None):
-    """A table or figure file marked for `snakemake --report`, captioned and grouped by paper section."""
-    path = table_file(key) if not key.endswith("_png") else figure_file(key[:-4])
+    """A table page (<key>_html) or figure (<key>_png) marked for `snakemake --report`, captioned and grouped by
+    paper section."""
+    path = report_table_file(key[:-5]) if key.endswith("_html") else figure_file(key[:-4])
     return report(path, caption=f"{_CAPTIONS}/{caption}.rst", category=category, subcategory=subcategory)
 
 
+# Report categories are paper sections. Snakemake turns each category name into a reStructuredText target
+# (".. _<name>:") under every caption: no colon, quote or backquote in them (tests/test_report_captions.py).
+BEST_MODEL = "4.1-4.5 Experiments and the best model"
+CLAIMS = "Claims of the paper checked on this run"  # linked by name from workflow/report/workflow.rst
+SEGMENTATION = "4.9.2 Segmentation in the test set"
+LONGITUDINAL = "4.9.3 Longitudinal variability (controls)"
+
 _SUBJECT_CAPTIONS = {
-    "fig05": ("4.5 Best model: visual comparison", "Fig. 5 (axial)"),
-    "fig06": ("4.5 Best model: visual comparison", "Fig. 6 (coronal)"),
-    "fig07": ("4.5 Best model: visual comparison", "Fig. 7 (differences)"),
+    "fig05": (BEST_MODEL, "Fig. 5 (axial)"),
+    "fig06": (BEST_MODEL, "Fig. 6 (coronal)"),
+    "fig07": (BEST_MODEL, "Fig. 7 (differences)"),
     "fig08": ("4.7 Attention gates", "Fig. 8 (attention gates)"),
     "fig09": ("4.8 Grad-CAM of the critic", "Fig. 9 (Grad-CAM)"),
-    "fig11": ("4.9.2 Segmentation in the test set", "Fig. 11 (classes)"),
-    "fig12": ("4.9.2 Segmentation in the test set", "Fig. 12 (WMH)"),
+    "fig11": (SEGMENTATION, "Fig. 11 (classes)"),
+    "fig12": (SEGMENTATION, "Fig. 12 (WMH)"),
 }
+
+
+# What this run was, for the report's landing page (workflow/report/workflow.rst reads config["_run"]).
+config["_run"] = run_facts(
+    [_base_config, *workflow.configfiles],
+    workflow.config_settings.config,
+    workflow.basedir,
+    {p: SPLIT.get(p) for p in PATIENTS},
+    CONTROLS,
+    SR_SUBJECTS,
+    (showcase_subject(), SHOWCASE) if SR_SUBJECTS and SHOWCASE else None,
+)

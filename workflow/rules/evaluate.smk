@@ -158,24 +158,25 @@ rule report_tables:
     input:
         group_inputs(),
     output:
-        **{k: table_file(k) for k in ("image", "quality", "volumes", "agreement")},
-        table1=_report("table1", "table1", "4.6 Comparison with other models", "Table 1"),
-        tableS1=_report("tableS1", "tableS1", "4.5 Best model: every experiment", "Table S1"),
-        table2=_report("table2", "table2", "4.9.1 Brain image quality metrics", "Table 2"),
-        tableS3=_report("tableS3", "tables_agreement", "4.9.2 Segmentation in the test set", "Table S3 (CSF)"),
-        tableS4=_report("tableS4", "tables_agreement", "4.9.2 Segmentation in the test set", "Table S4 (sinuses)"),
-        tableS5=_report("tableS5", "tables_agreement", "4.9.2 Segmentation in the test set", "Table S5 (pial)"),
-        tableS6=_report("tableS6", "tables_agreement", "4.9.2 Segmentation in the test set", "Table S6 (WMH)"),
-        truth=_report("truth", "truth_agreement", "4.9.2 Segmentation in the test set", "Ground truth"),
-        fig10=_report("fig10", "fig10", "4.9.2 Segmentation in the test set", "Fig. 10 numbers"),
-        fig13=_report("fig13", "fig13", "4.9.3 Longitudinal variability (controls)", "Fig. 13 numbers"),
-        findings=_report("findings", "findings", "Summary: the paper's claims on this run"),
-        fig10_png=_report("fig10_png", "fig10", "4.9.2 Segmentation in the test set", "Fig. 10"),
-        fig13_png=_report("fig13_png", "fig13", "4.9.3 Longitudinal variability (controls)", "Fig. 13"),
+        **{k: table_file(k) for k in GROUP_TABLES},
+        table1_html=_report("table1_html", "table1", "4.6 Comparison with other models", "Table 1"),
+        tableS1_html=_report("tableS1_html", "tableS1", BEST_MODEL, "Table S1 (every experiment)"),
+        table2_html=_report("table2_html", "table2", "4.9.1 Brain image quality metrics", "Table 2"),
+        tableS3_html=_report("tableS3_html", "tables_agreement", SEGMENTATION, "Table S3 (CSF)"),
+        tableS4_html=_report("tableS4_html", "tables_agreement", SEGMENTATION, "Table S4 (sinuses)"),
+        tableS5_html=_report("tableS5_html", "tables_agreement", SEGMENTATION, "Table S5 (pial)"),
+        tableS6_html=_report("tableS6_html", "tables_agreement", SEGMENTATION, "Table S6 (WMH)"),
+        truth_html=_report("truth_html", "truth_agreement", SEGMENTATION, "Ground truth"),
+        fig10_html=_report("fig10_html", "fig10", SEGMENTATION, "Fig. 10 numbers"),
+        fig13_html=_report("fig13_html", "fig13", LONGITUDINAL, "Fig. 13 numbers"),
+        findings_html=_report("findings_html", "findings", CLAIMS, "Summary table"),
+        fig10_png=_report("fig10_png", "fig10", SEGMENTATION, "Fig. 10"),
+        fig13_png=_report("fig13_png", "fig13", LONGITUDINAL, "Fig. 13"),
     params:
         spec=lambda wc: json.dumps(group_spec(), sort_keys=True),
         tables=lambda wc, output: os.path.dirname(output.table1),
         figures=lambda wc, output: os.path.dirname(output.fig10_png),
+        html=lambda wc, output: os.path.dirname(output.table1_html),
     log:
         log_path("report_tables"),
     localrule: True
@@ -189,7 +190,7 @@ rule report_tables:
         runtime=10,
     shell:
         "brainsr report tables --spec-json {params.spec:q} --tables {params.tables} --figures {params.figures} "
-        "> {log} 2>&1"
+        "--html {params.html} > {log} 2>&1"
 
 
 rule report_figures:

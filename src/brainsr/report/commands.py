@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainsr.io import atomic_savefig, atomic_write_tsv
+from brainsr.io import atomic_savefig, atomic_write_text, atomic_write_tsv
 from brainsr.report import tables as tab
 
 __all__ = [
     "GROUP_FIGURES",
     "GROUP_TABLES",
+    "REPORT_TABLES",
     "SUBJECT_FIGURES",
     "add_parser",
     "write_group_tables",
@@ -47,6 +48,20 @@ GROUP_TABLES = {
     "findings": "evaluation_findings.tsv",
 }
 GROUP_FIGURES = {"fig10": "fig10_bland_altman.png", "fig13": "fig13_longitudinal.png"}
+#: Headings of the group tables the HTML report shows, written as <stem>.html pages by ``--html``.
+REPORT_TABLES = {
+    "table1": "Table 1 (paper 4.6): U-Net, ViT and Model 0 against their interpolation baseline",
+    "tableS1": "Table S1 (paper 4.1-4.5): every experiment and interpolation baseline",
+    "table2": "Table 2 (paper 4.9.1): clinical quality metrics, mean absolute error against the research scan",
+    "tableS3": "Table S3 (paper 4.9.2): CSF, agreement with the research scan's segmentation",
+    "tableS4": "Table S4 (paper 4.9.2): veins and sinuses, agreement with the research scan's segmentation",
+    "tableS5": "Table S5 (paper 4.9.2): pial layers, agreement with the research scan's segmentation",
+    "tableS6": "Table S6 (paper 4.9.2): WMH, agreement with the research scan's segmentation",
+    "truth": "Beyond the paper: Dice of each class against the synthetic ground truth",
+    "fig10": "Fig. 10 numbers (paper 4.9.2): Bland-Altman bias and 95 % limits of agreement of class volumes (%)",
+    "fig13": "Fig. 13 numbers (paper 4.9.3): control volumes per month and median % difference from baseline",
+    "findings": "The paper's claims checked on this run",
+}
 #: File names of ``brainsr report figures`` (per showcased subject, under the figures directory).
 SUBJECT_FIGURES = {
     "fig05": "fig05_axial.png",
@@ -88,7 +103,8 @@ def _entries(spec: Mapping) -> dict[str, list[dict]]:
 
 
 def _image_table(image: pd.DataFrame, methods: Mapping, models: Mapping, names: list[str]) -> pd.DataFrame:
-    """Mean ± SD (subjects × sequences) of the brain-mask image metrics of ``names``, with settings columns."""
+    """Mean ± SD (subjects × sequences) of the brain-mask image metrics of ``names``, then the parameter count and
+    settings columns (the metrics first, as in the paper's Table 1)."""
     brain = image[(image.region == "brain") & image.method.isin(names)]
     table = brain.groupby(["method", "metric"], sort=False)["value"].apply(tab.mean_sd).unstack("metric")
     table = table.reindex(index=names, columns=list(_IMAGE_COLUMNS)).reset_index()
@@ -102,12 +118,18 @@ def _image_table(image: pd.DataFrame, methods: Mapping, models: Mapping, names: 
             summary = tab.read_json(models[name]) if name in models else {}
             row["parameters"] = summary.get("parameters")
         settings.append(row)
-    return pd.DataFrame(settings).merge(table, on="method")
+    merged = pd.DataFrame(settings).merge(table, on="method")
+    first = ["method", *_IMAGE_COLUMNS, "parameters"]
+    return merged[[c for c in first if c in merged] + [c for c in merged if c not in first]]
 
 
-def write_group_tables(spec: Mapping, tables: str | Path, figures: str | Path) -> dict[str, Path]:
-    """Every group table and the Fig. 10 and 13 figures; returns ``{key: path}``."""
+def write_group_tables(
+    spec: Mapping, tables: str | Path, figures: str | Path, html: str | Path | None = None
+) -> dict[str, Path]:
+    """Every group table and the Fig. 10 and 13 figures, and with *html* the REPORT_TABLES as HTML pages there
+    (keys ``<key>_html``); returns ``{key: path}``."""
     from brainsr.report import figures as figs
+    from brainsr.report.html import table_html
 
     tables, figures = Path(tables), Path(figures)
     files = _entries(spec)
@@ -155,6 +177,9 @@ def write_group_tables(spec: Mapping, tables: str | Path, figures: str | Path) -
     written = {}
     for key, frame in out.items():
         written[key] = atomic_write_tsv(frame, tables / GROUP_TABLES[key], na_rep="n/a")
+        if html is not None and key in REPORT_TABLES:
+            page = table_html(frame, REPORT_TABLES[key], str(tables / GROUP_TABLES[key]))
+            written[f"{key}_html"] = atomic_write_text(page, Path(html) / f"{Path(GROUP_TABLES[key]).stem}.html")
     points = tab.paired_volumes(volumes)
     shown = [m for m in spec.get("figure_methods", []) if m in methods] or experiments[:1] or list(methods)[:1]
     fig = figs.bland_altman_figure(
@@ -238,7 +263,7 @@ def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    write_group_tables(args.spec_json, args.tables, args.figures)
+    write_group_tables(args.spec_json, args.tables, args.figures, args.html)
     return 0
 
 
@@ -277,6 +302,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--spec-json", type=_json_arg, required=True, help="subjects, methods and file patterns")
     q.add_argument("--tables", required=True, type=Path, help="directory of the TSV tables")
     q.add_argument("--figures", required=True, type=Path, help="directory of the figures")
+    q.add_argument("--html", type=Path, help="directory of the report tables as HTML pages (for the HTML report)")
     q.set_defaults(func=cmd_tables)
     q = rep_sub.add_parser("figures", help="Figs. 5-9, 11, 12 of one test subject")
     q.add_argument("--spec-json", type=_json_arg, required=True)

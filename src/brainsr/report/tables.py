@@ -244,7 +244,7 @@ def _finding(section: str, claim: str, values: pd.Series, ours: str, other: str,
         holds = "n/a"
     else:
         holds = "yes" if (mine > theirs if higher_better else mine < theirs) else "no"
-    return {"section": section, "claim": claim, "method_value": mine, "comparison_value": theirs, "holds": holds}
+    return {"section": section, "claim": claim, "holds": holds, "method_value": mine, "comparison_value": theirs}
 
 
 def _means(frame: pd.DataFrame, by: list[str], column: str) -> pd.Series:
