@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nibabel as nib
@@ -167,6 +168,19 @@ def test_unusable_geometry_is_refused_before_any_work(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def _test_patient_scans(
+    tiny_run: TinyRun, folder: Path, store: Callable[[nib.Nifti1Image], nib.Nifti1Image], name: str
+) -> tuple[Path, dict[str, Path]]:
+    """The tiny run's results folder and its test patient's clinical scans re-stored by *store* as *name*."""
+    assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
+    res = tiny_run.workdir / "results"
+    raw = res / "sourcedata" / "synthetic" / "sub-P001" / "ses-clinical" / "anat"
+    inputs = {q: folder / name.format(q=q) for q in SEQS}
+    for q, path in inputs.items():
+        nib.save(store(nib.load(raw / f"sub-P001_ses-clinical_{q}.nii.gz")), path)
+    return res, inputs
+
+
 @pytest.mark.e2e
 def test_storage_order_does_not_change_the_result(tiny_run: TinyRun, tmp_path: Path, capfd) -> None:
     """The test patient's scans re-stored in LPS, big-endian int16, uncompressed: the same template-space output as
@@ -174,19 +188,15 @@ def test_storage_order_does_not_change_the_result(tiny_run: TinyRun, tmp_path: P
     library warnings on the way."""
     from brainsr.config import load_config
 
-    assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
-    res = tiny_run.workdir / "results"
-    raw = res / "sourcedata" / "synthetic" / "sub-P001" / "ses-clinical" / "anat"
-    inputs = {}
-    for q in SEQS:
-        img = nib.load(raw / f"sub-P001_ses-clinical_{q}.nii.gz")
+    def lps_big_endian(img: nib.Nifti1Image) -> nib.Nifti1Image:
         lps = img.as_reoriented(nib.orientations.ornt_transform(nib.io_orientation(img.affine), LPS))
         stored = nib.Nifti1Image(np.asarray(lps.dataobj), lps.affine, nib.Nifti1Header(endianness=">"))
         stored.set_data_dtype(np.int16)
         stored.set_qform(lps.affine, code=1)
-        inputs[q] = tmp_path / f"{q}_lps.nii"
-        nib.save(stored, inputs[q])
-        assert nib.aff2axcodes(nib.load(inputs[q]).affine) == ("L", "P", "S")
+        return stored
+
+    res, inputs = _test_patient_scans(tiny_run, tmp_path, lps_big_endian, "{q}_lps.nii")
+    assert all(nib.aff2axcodes(nib.load(p).affine) == ("L", "P", "S") for p in inputs.values())
     capfd.readouterr()
     result = upsample_scans(
         inputs,
@@ -211,17 +221,14 @@ def test_storage_order_does_not_change_the_result(tiny_run: TinyRun, tmp_path: P
 def test_upsample_a_clinical_scan_set_like_the_workflow(tiny_run: TinyRun, tmp_path: Path) -> None:
     """The cohort's test patient, upsampled in one command, equals the workflow's own output for it; free-text
     header fields planted in the inputs appear in no output."""
-    assert tiny_run.result.returncode == 0, "the local tiny run failed (see test_tiny_preset_end_to_end)"
-    res = tiny_run.workdir / "results"
-    raw = res / "sourcedata" / "synthetic" / "sub-P001" / "ses-clinical" / "anat"
-    inputs = {}
-    for q in SEQS:
-        img = nib.load(raw / f"sub-P001_ses-clinical_{q}.nii.gz")
+
+    def planted(img: nib.Nifti1Image) -> nib.Nifti1Image:
         img.header["descrip"] = PLANTED[:79].encode()
         img.header["aux_file"] = b"MRN123456"
         img.header["intent_name"] = b"JaneDoe"
-        inputs[q] = tmp_path / f"Jane_Doe_{q}.nii.gz"
-        nib.save(img, inputs[q])
+        return img
+
+    res, inputs = _test_patient_scans(tiny_run, tmp_path, planted, "Jane_Doe_{q}.nii.gz")
     out = tmp_path / "out"
     args = [f"--{q.lower()}={inputs[q]}" for q in SEQS]
     run = subprocess.run(

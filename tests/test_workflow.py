@@ -345,7 +345,7 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
     }, text
     assert set(re.findall(r"wildcards: .*?subject=(\w+)", text)) == {"P003"}  # nothing of sub-P001 reruns
 
-    # bad input (issue 7): every session of sub-P004..P007 has one unusable file, sub-P_8 an invalid label. Under
+    # bad input (issues 7, 22): every session of sub-P004..P008 has one unusable file, sub-P_8 an invalid label. Under
     # --keep-going each failing job logs one message naming the file and the problem, sub-P003 (new, valid) still
     # gets prepared, and no partial output of a failed job remains
     bad = _plant_bad_subjects(data)
@@ -399,10 +399,15 @@ def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
         img.set_sform(np.diag([1.0, 0.0, 1.0, 1.0]), code=1)
         nib.save(img, path)
 
-    def small_head(path: Path) -> None:  # readable, but brain extraction finds no brain in it
-        grid = np.indices((16, 16, 16)) - 7.5
-        ball = (np.sqrt((grid**2).sum(axis=0)) < 6).astype(np.float32) * 500 + 10
-        nib.save(nib.Nifti1Image(ball, np.diag([2.0, 2.0, 2.0, 1.0])), path)
+    def noise_head(path: Path) -> None:  # head-sized and readable, but brain extraction finds no brain in it
+        noise = np.random.default_rng(0).uniform(0, 100, (48, 48, 48)).astype(np.float32)
+        nib.save(nib.Nifti1Image(noise, np.diag([2.0, 2.0, 2.0, 1.0])), path)
+
+    def tiny_volume(path: Path) -> None:
+        nib.save(nib.Nifti1Image(np.arange(27, dtype=np.float32).reshape(3, 3, 3), np.eye(4)), path)
+
+    def no_orientation(path: Path) -> None:
+        nib.save(nib.Nifti1Image(nib.load(path).get_fdata().astype(np.float32), None), path)
 
     cases = {
         ("P004", "clinical", "T1w"): (lambda p: p.write_bytes(p.read_bytes()[:2000]), "cannot be read as NIfTI"),
@@ -417,10 +422,12 @@ def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
             lambda p: resave(p, 0 * nib.load(p).get_fdata()),
             "image is empty (all voxels are zero)",
         ),
-        ("P007", "clinical", "T1w"): (small_head, "brain extraction failed"),
+        ("P007", "clinical", "T1w"): (noise_head, "brain extraction failed"),
         ("P007", "research", "T2w"): (flat_zoom, "degenerate voxel-to-world affine"),
+        ("P008", "clinical", "T1w"): (tiny_volume, "volume (3, 3, 3) voxels, field of view [3.0, 3.0, 3.0] mm"),
+        ("P008", "research", "FLAIR"): (no_orientation, "header has no usable orientation"),
     }
-    for subject in ("P004", "P005", "P006", "P007", "P_8"):
+    for subject in ("P004", "P005", "P006", "P007", "P008", "P_8"):
         _copy_subject(data, "P001", subject)
     bad = {}
     for (subject, session, seq), (spoil, message) in cases.items():
@@ -428,7 +435,7 @@ def _plant_bad_subjects(data: Path) -> dict[tuple[str, str], tuple[Path, str]]:
         spoil(path)
         if seq == "T1w" and message.startswith("brain extraction"):  # the whole session is the small head
             for other in ("T2w", "FLAIR"):
-                small_head(path.with_name(path.name.replace("T1w", other)))
+                noise_head(path.with_name(path.name.replace("T1w", other)))
         bad[subject, session] = (path, message)
     return bad
 
