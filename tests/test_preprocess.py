@@ -160,7 +160,7 @@ def test_load_scan_is_independent_of_storage_order(tmp_path: Path) -> None:
     a, b = load_scan(tmp_path / "ras.nii.gz"), load_scan(tmp_path / "lps.nii")
     assert nib.aff2axcodes(b.affine) == ("R", "A", "S") and b.shape == a.shape
     assert np.array_equal(np.asarray(a.dataobj), np.asarray(b.dataobj))
-    assert np.allclose(a.affine, b.affine, atol=1e-4)
+    assert np.array_equal(a.affine, b.affine)
     assert np.asarray(b.dataobj).flags.c_contiguous and np.asarray(b.dataobj).dtype == np.float32
 
 
@@ -384,7 +384,7 @@ def test_prepare_outputs_are_skull_stripped(session_run: dict) -> None:
         assert nib.aff2axcodes(brain_img.affine) == ("R", "A", "S"), seq  # every output in RAS+ (load_scan)
         brain = brain_img.get_fdata()
         truth_img = nib.as_closest_canonical(nib.load(gt / f"sub-P001_ses-clinical_space-{seq}_desc-brain_mask.nii.gz"))
-        assert np.allclose(truth_img.affine, brain_img.affine, atol=1e-4), seq
+        assert np.allclose(truth_img.affine, brain_img.affine, atol=1e-3), seq  # origin rounded to 1 um
         truth = truth_img.get_fdata() > 0
         inside = brain > 0
         # nothing outside the (mapped) intracranial mask survives: brain extraction is anonymisation
