@@ -143,11 +143,11 @@ def test_auto_precision_is_measured_recorded_and_kept_on_resume(tmp_path, monkey
     monkeypatch.setenv("BRAINSR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(precision, "probe_seconds", lambda *a, **k: {"fp32": 1.0, "bf16": 0.5})
     summary = _train(tmp_path, "run", _settings(epochs=1, precision="auto"))
-    assert summary["precision"]["precision"] == "bf16" and summary["precision"]["reason"] == "probe"
+    assert summary["precision"] == "bf16" and summary["precision_reason"] == "probe"
     assert summary["autocast"] == "torch.bfloat16"
     loaded = load_model_file(tmp_path / "run" / "model.pt", expect={"prep": "affinelinear"})
-    assert loaded.meta["training"]["precision"]["seconds"] == {"fp32": 1.0, "bf16": 0.5}
-    assert json.loads((tmp_path / "run" / "model.json").read_text())["precision"]["precision"] == "bf16"
+    assert loaded.meta["training"]["precision_choice"]["seconds"] == {"fp32": 1.0, "bf16": 0.5}
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["precision"] == "bf16"
 
 
 def test_model_file_mismatches_fail_loudly(tmp_path):

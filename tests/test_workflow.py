@@ -177,7 +177,7 @@ def test_tiny_preset_end_to_end(tiny_run):
         "preprocess_prepare": 1,
         "preprocess_register": 2,
         "preprocess_warp": 1,
-        "preprocess_resample": 3,
+        "preprocess_resample": 2,  # affinelinear, warp: the training subject's preps
         "preprocess_qc": 1,
         "preprocess_accuracy": 1,
         "preprocess_tables": 1,

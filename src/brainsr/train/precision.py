@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import platform
 import time
@@ -44,6 +45,7 @@ PROBE_VERSION = 1
 #: The probe times at most this many samples of the batch (the 64-filter model takes seconds per sample on 2 cores).
 PROBE_SAMPLES = 4
 MODES = ("fp32", "bf16")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,11 @@ class PrecisionChoice:
     reason: str
     seconds: dict[str, float] = field(default_factory=dict)
     key: str = ""
+    cached: bool = False
 
     def record(self) -> dict[str, Any]:
-        """The JSON record kept in model files and sidecars."""
-        return {k: v for k, v in asdict(self).items() if v not in ("", {})}
+        """The JSON record kept in model files and sidecars: the same whether the probe ran now or was cached."""
+        return {k: v for k, v in asdict(self).items() if k != "cached" and v not in ("", {})}
 
 
 def cache_file() -> Path:
@@ -167,13 +170,21 @@ def choose_precision(
     path = cache_file()
     try:
         with _locked(path):
-            cached = _read(path)
-            if key in cached:
-                seconds = cached[key]
-                return PrecisionChoice(_decide(seconds), requested, f"probe (cached in {path})", seconds, key)
-            seconds = probe_seconds(build, sample[:PROBE_SAMPLES], train)
-            atomic_write_text(json.dumps({**cached, key: seconds}, indent=2, sort_keys=True) + "\n", path)
+            known = _read(path)
+            cached = key in known
+            seconds = known[key] if cached else probe_seconds(build, sample[:PROBE_SAMPLES], train)
+            if not cached:
+                atomic_write_text(json.dumps({**known, key: seconds}, indent=2, sort_keys=True) + "\n", path)
+        reason = "probe"
     except OSError:  # no writable cache: probe for this process only
-        seconds = probe_seconds(build, sample[:PROBE_SAMPLES], train)
-        return PrecisionChoice(_decide(seconds), requested, "probe (not cached: cache not writable)", seconds, key)
-    return PrecisionChoice(_decide(seconds), requested, "probe", seconds, key)
+        seconds, cached, reason = probe_seconds(build, sample[:PROBE_SAMPLES], train), False, "probe (not cached)"
+    seconds = {m: float(seconds[m]) for m in MODES}
+    choice = PrecisionChoice(_decide(seconds), requested, reason, seconds, key, cached)
+    log.info(
+        "precision auto -> %s (%s s per step, %s %s)",
+        choice.precision,
+        seconds,
+        "cached in" if cached else "measured now, cache",
+        path,
+    )
+    return choice

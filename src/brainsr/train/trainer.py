@@ -486,7 +486,8 @@ def train_experiment(
         "samples": len(train_ds),
         "device": str(dev),
         "autocast": str(run.dtype),
-        "precision": state.precision.record(),
+        "precision": state.precision.precision,
+        "precision_reason": state.precision.reason,
         "train_seconds": float(sum(r["seconds"] for r in history)),
         **best["metrics"],
     }
@@ -506,7 +507,7 @@ def train_experiment(
             "patch_size": settings.patch_size,
             "patch_overlap": settings.patch_overlap,
         },
-        training={"settings": settings.as_dict(), **summary},
+        training={"settings": settings.as_dict(), **summary, "precision_choice": state.precision.record()},
     )
     atomic_write_tsv(pd.DataFrame(history), out_history, float_format="%.6g")
     atomic_write_text(json.dumps(summary, indent=2, default=float) + "\n", Path(out_model).with_suffix(".json"))
