@@ -131,8 +131,8 @@ def test_settings_are_checked():
         TrainSettings.from_mapping({"critic": False, "critic_lambda": 0.1})
     with pytest.raises(ValueError, match="model must be one of"):
         TrainSettings.from_mapping({"model": "identity"})
-    assert autocast_dtype("fp32", torch.device("cpu")) is None
-    assert autocast_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    assert autocast_dtype("fp32") is None
+    assert autocast_dtype("bf16") == torch.bfloat16
 
 
 def test_auto_precision_is_measured_recorded_and_kept_on_resume(tmp_path, monkeypatch):

@@ -78,7 +78,7 @@ def prepare_for_inference(
     if settings.channels_last:
         generator = generator.to(memory_format=torch.channels_last)
     runnable = torch.compile(generator, dynamic=False) if settings.compile else generator
-    dtype = autocast_dtype(settings.precision, device)
+    dtype = autocast_dtype(settings.precision)
 
     def autocast() -> Any:
         return nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)

@@ -142,20 +142,12 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(precision: str) -> torch.dtype | None:
     """Autocast dtype of a resolved precision (paper 3.9): None for fp32, else bf16 or fp16.
 
-    ``auto`` is resolved first by :func:`brainsr.train.precision.choose_precision` (measured on CPUs); here it
-    keeps the old static rule only for callers that skip that step: bf16/fp16 on CUDA, fp32 on a CPU.
+    ``auto`` is resolved before, by :func:`brainsr.train.precision.choose_precision` (measured on CPUs).
     """
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        return torch.float16
-    if precision != "auto":
-        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return None
+    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in dtypes:
+        raise ValueError(f"precision must be resolved to fp32, bf16 or fp16 (choose_precision), got {precision!r}")
+    return dtypes[precision]

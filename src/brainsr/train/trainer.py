@@ -39,7 +39,7 @@ from brainsr.models import build_model, count_parameters
 from brainsr.models.critic import Critic, gradcam
 from brainsr.models.files import save_model_file
 from brainsr.train.losses import CombinedLoss, critic_guidance, critic_loss, mae, psnr, ssim
-from brainsr.train.precision import PrecisionChoice, choose_precision
+from brainsr.train.precision import PrecisionChoice, choose_precision, model_size_key
 from brainsr.train.settings import TrainSettings, autocast_dtype, pick_device
 
 log = logging.getLogger("brainsr.train")
@@ -128,7 +128,7 @@ class _Runner:
 
     def __init__(self, precision: str, channels_last: bool, device: torch.device) -> None:
         self.device = device
-        self.dtype = autocast_dtype(precision, device)
+        self.dtype = autocast_dtype(precision)
         self.channels_last = channels_last
         self.scaled = self.dtype == torch.float16
 
@@ -164,17 +164,18 @@ def make_state(settings: TrainSettings, channels: int, image_size: tuple[int, in
     """Build G (and D) with Adam optimisers on ``device``, channels-last and compiled as the settings ask; the
     precision (``auto``: measured on this machine for this model size, :mod:`brainsr.train.precision`)."""
     model_kwargs = settings.model_kwargs(channels, image_size)
+    generator = build_model(settings.model, **model_kwargs)
     sample = torch.rand(settings.batch_size, channels, *image_size, generator=torch.Generator().manual_seed(0))
-    choice = choose_precision(
+    choice = choose_precision(  # the probe restores the random state: the critic's initial weights do not move
         settings.precision,
         device,
-        model_key=f"{settings.model}|{json.dumps(model_kwargs, sort_keys=True, default=str)}|{tuple(sample.shape)}",
+        model_key=model_size_key(generator, sample),
         build=lambda: build_model(settings.model, **model_kwargs),
         sample=sample,
         train=True,
     )
     run = _Runner(choice.precision, settings.channels_last, device)
-    generator = build_model(settings.model, **model_kwargs).to(device)
+    generator = generator.to(device)
     critic = Critic(**settings.critic_kwargs(channels)).to(device) if settings.critic else None
     if settings.channels_last:
         generator = generator.to(memory_format=torch.channels_last)
