@@ -112,12 +112,12 @@ def test_checkpoint_of_another_architecture_or_program_is_refused(tmp_path: Path
 
 def test_a_failure_after_the_checks_leaves_no_output_folder(tmp_path: Path, monkeypatch) -> None:
     """Scans that pass the input check, a step that fails later: neither --out nor its missing parents remain."""
-    import brainsr.preprocess.pipeline as pipeline
+    import brainsr.preprocess.chain as chain
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bias correction exploded")
 
-    monkeypatch.setattr(pipeline, "prepare_session", broken)
+    monkeypatch.setattr(chain, "prepare_session", broken)
     model = small_model_file(tmp_path / "m.pt", ["T1w"])
     scan = tmp_path / "t1.nii.gz"
     head = np.random.default_rng(0).uniform(1, 100, (48, 48, 48)).astype(np.float32)

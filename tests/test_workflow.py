@@ -31,7 +31,7 @@ BRAINSR = shutil.which("brainsr") or str(Path(sys.executable).with_name("brainsr
         ["cohort-qc"],
         ["inventory"],
         ["validate-config"],
-        *[["preprocess", step] for step in ("template", "prepare", "register", "resample", "qc", "accuracy", "tables")],
+        *[["preprocess", step] for step in ("template", "session", "accuracy", "tables")],
         ["train"],
         ["infer"],
         ["upsample"],
@@ -145,11 +145,7 @@ def test_tiny_preset_end_to_end(tiny_run):
         "simulate_dataset": 1,
         "bids_inventory": 1,
         "cohort_qc": 1,
-        "preprocess_prepare": 2,
-        "preprocess_register": 4,  # affinecr, affinemi per session
-        "preprocess_warp": 2,
-        "preprocess_resample": 6,  # affinelinear, affinesinc, warp per session
-        "preprocess_qc": 2,
+        "preprocess_evaluated": 2,  # one job per session: affinecr, affinemi, warp; affinelinear, affinesinc, warp
         "preprocess_accuracy": 2,
         "preprocess_tables": 1,
         "superres_infer": len(TINY_METHODS),  # the new test subject, every method; no training
@@ -174,11 +170,7 @@ def test_tiny_preset_end_to_end(tiny_run):
     manual = snakemake("-n", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
     text = manual.stdout + manual.stderr
     assert job_stats(text) == {
-        "preprocess_prepare": 1,
-        "preprocess_register": 2,
-        "preprocess_warp": 1,
-        "preprocess_resample": 2,  # affinelinear, warp: the training subject's preps
-        "preprocess_qc": 1,
+        "preprocess_training": 1,  # the session, with the training subject's preps: affinelinear, warp
         "preprocess_accuracy": 1,
         "preprocess_tables": 1,
         # sub-P002 is the training subject: every experiment retrains, the two evaluated subjects are upsampled
@@ -325,10 +317,7 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
     preps = 1  # affinelinear: its interpolation baseline, and the research scans
     assert job_stats(text) == {
         "bids_inventory": 1,
-        "preprocess_prepare": 2,
-        "preprocess_register": 4,  # affinemi, affinecr per session
-        "preprocess_resample": 2,
-        "preprocess_qc": 2,
+        "preprocess_evaluated": 2,  # per session: affinemi, affinecr; affinelinear
         "preprocess_tables": 1,
         "superres_infer": preps,
         "evaluate_image": preps,
@@ -349,16 +338,16 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
     # --keep-going each failing job logs one message naming the file and the problem, sub-P003 (new, valid) still
     # gets prepared, and no partial output of a failed job remains
     bad = _plant_bad_subjects(data)
-    run = snakemake("--cores", "2", "--keep-going", "--until", "preprocess_prepare", *config, cwd=work)
+    run = snakemake("--cores", "2", "--keep-going", "--until", "preprocess_evaluated", *config, cwd=work)
     text = run.stdout + run.stderr
-    failed = set(re.findall(r"log: logs/preprocess_prepare/subject-(\w+?)_session-(\w+)\.log \(check log", text))
+    failed = set(re.findall(r"log: logs/preprocess_evaluated/subject-(\w+?)_session-(\w+)\.log \(check log", text))
     assert run.returncode != 0 and failed == set(bad), text[-3000:]
     assert "invalid subject label 'P_8'" in text
     for session in ("clinical", "research"):
         prepared = work / "results" / "preprocess" / "sub-P003" / f"ses-{session}" / "anat"
         assert (prepared / f"sub-P003_ses-{session}_space-T1w_desc-brain_mask.nii.gz").exists(), session
     for (subject, session), (path, message) in bad.items():
-        log = (work / "logs" / "preprocess_prepare" / f"subject-{subject}_session-{session}.log").read_text()
+        log = (work / "logs" / "preprocess_evaluated" / f"subject-{subject}_session-{session}.log").read_text()
         assert f"{path}: {message}" in log and "Traceback" not in log, (subject, session, log[-2000:])
         assert not [f for f in (work / "results" / "preprocess" / f"sub-{subject}").rglob("*") if f.is_file()]
     assert not [f for f in (work / "results").rglob("*") if ".tmp" in f.name]
@@ -507,7 +496,7 @@ def test_the_same_config_gives_the_same_numbers(tiny_run, tmp_path):
     assert run.returncode == 0, text[-3000:]
     stats = job_stats(text)
     assert stats["simulate_patient"] == 1 and stats["superres_train"] == 1, stats
-    assert stats["preprocess_prepare"] == 2 and stats["report_tables"] == 1, stats
+    assert stats["preprocess_evaluated"] == 2 and stats["report_tables"] == 1, stats
     after = tables(work)
     assert set(after) >= set(before)
     remade = [k for k in before if (res / k).stat().st_mtime > (tiny_run.workdir / "results" / k).stat().st_mtime]

@@ -1,9 +1,11 @@
 # Preprocessing (paper 3.1): settings, file names and input functions of workflow/rules/preprocess.smk.
-# Per session: bias correction + brain extraction -> template transforms (each
-# estimated once, one job per transform) -> every alignment x resampling variant ("prep") on the analysis grid.
+# One job per session (brainsr.preprocess.chain): bias correction + brain extraction -> the template transforms
+# its preps need (each estimated once) -> every alignment x resampling variant ("prep") on the analysis grid -> QC.
 # Outputs form a BIDS-derivatives dataset under <output_dir>/preprocess.
 
-from brainsr.preprocess.pipeline import initial_key, prep_label, prep_spec as _prep_spec
+from brainsr.preprocess.chain import SETTING_KEYS, session_keys
+from brainsr.preprocess.layout import PrepLayout, sidecar
+from brainsr.preprocess.pipeline import prep_label, prep_spec as _prep_spec
 
 PRE = config["preprocess"]
 PREP_DIR = f"{OUT}/preprocess"
@@ -55,53 +57,20 @@ def prep_spec(prep):
         raise WorkflowError(str(exc)) from None
 
 
-def _ses(wc, **kw):
-    return dict(subject=wc.subject, session=wc.session, datatype="anat", **kw)
+LAYOUT = PrepLayout(PREP_DIR, TPL, tuple(SEQS))
+prep_brain, prep_mask, prep_seq_xfm, prep_tpl_xfm = LAYOUT.brain, LAYOUT.mask, LAYOUT.seq_xfm, LAYOUT.tpl_xfm
+prep_image, prep_image_mask, prep_qc, prep_accuracy = LAYOUT.image, LAYOUT.image_mask, LAYOUT.qc, LAYOUT.accuracy
 
 
-def prep_brain(subject, session, seq):
-    return bids(PREP_DIR, subject=subject, session=session, datatype="anat", desc="brain", suffix=seq)
-
-
-def prep_mask(subject, session):
-    return bids(PREP_DIR, subject=subject, session=session, datatype="anat", space="T1w", desc="brain", suffix="mask")
-
-
-def prep_seq_xfm(subject, session, seq):
-    return bids(
-        PREP_DIR, subject=subject, session=session, datatype="anat", from_=seq, to="T1w", mode="image",
-        suffix="xfm", extension=".mat",
-    )
-
-
-def prep_tpl_xfm(subject, session, key, inverse=False):
-    ends = ("T1w", TPL) if not inverse else (TPL, "T1w")
-    return bids(
-        PREP_DIR, subject=subject, session=session, datatype="anat", from_=ends[0], to=ends[1], desc=key,
-        mode="image", suffix="xfm", extension=".nii.gz" if key == "warp" else ".mat",
-    )
-
-
-def prep_image(subject, session, prep, seq):
-    return bids(PREP_DIR, subject=subject, session=session, datatype="anat", space=TPL, desc=prep, suffix=seq)
-
-
-def prep_image_mask(subject, session, prep):
-    return bids(PREP_DIR, subject=subject, session=session, datatype="anat", space=TPL, desc=prep, suffix="mask")
-
-
-def prep_qc(subject, session, ext):
-    return bids(
-        PREP_DIR, subject=subject, session=session, datatype="figures" if ext == ".png" else "anat",
-        space=TPL, desc="alignment", suffix="qc", extension=ext,
-    )
-
-
-def prep_accuracy(subject, session):
-    return bids(
-        PREP_DIR, subject=subject, session=session, datatype="anat", desc="accuracy", suffix="preproc",
-        extension=".tsv",
-    )
+def prep_roles():
+    """Subjects grouped by the preps they need (preprocess.smk defines the session job of each group): evaluated
+    patients, the other patients, controls. Empty groups are left out."""
+    roles = {
+        "evaluated": [s for s in PATIENTS if s in SR_SUBJECTS],
+        "training": [s for s in PATIENTS if s not in SR_SUBJECTS],
+        "control": list(CONTROLS),
+    }
+    return {role: subjects for role, subjects in roles.items() if subjects}
 
 
 def manual_mask(wc):
@@ -118,9 +87,7 @@ def _kv(mapping):
     return " ".join(f"{k}={v}" for k, v in mapping.items())
 
 
-PREP_SETTINGS = json.dumps(
-    {k: PRE[k] for k in ("bias", "brain", "iso_mm", "level_mm", "syn_iterations")}, sort_keys=True
-)
+PREP_SETTINGS = json.dumps({k: PRE[k] for k in SETTING_KEYS}, sort_keys=True)
 
 
 if SYNTHETIC:

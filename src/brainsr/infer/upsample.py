@@ -207,24 +207,22 @@ def upsample_scans(
     """
     from brainsr.infer.commands import infer_scan
     from brainsr.models.files import load_model_file
-    from brainsr.preprocess.pipeline import (
-        initial_key,
-        native_chain,
-        prep_spec,
-        prepare_session,
-        register_session,
-        resample_session,
-    )
+    from brainsr.preprocess.chain import preprocess_session, session_keys
+    from brainsr.preprocess.layout import PrepLayout
+    from brainsr.preprocess.pipeline import native_chain, prep_spec
 
     if not label_ok(subject):
         raise UpsampleError(f"--subject {subject!r}: a BIDS label has only letters and digits")
     seconds: dict[str, float] = {}
 
-    def done(step: str, start: float) -> None:
-        seconds[step] = time.perf_counter() - start
-        log.info("%s: %.1f s", step, seconds[step])
+    def record(step: str, sec: float) -> None:
+        seconds[step] = sec
+        log.info("%s: %.1f s", step, sec)
         if step_done is not None:
-            step_done(step, seconds[step])
+            step_done(step, sec)
+
+    def done(step: str, start: float) -> None:
+        record(step, time.perf_counter() - start)
 
     with contextlib.ExitStack() as stack:  # the work folder is removed however the run ends
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="brainsr-upsample-")))
@@ -261,65 +259,31 @@ def upsample_scans(
         template, template_mask = _template(preprocess, work, data)
         done("template", t0)
 
-        t0 = time.perf_counter()
-        brains = {q: str(work / f"brain_{q}.nii.gz") for q in seqs}
-        session_mask = str(work / "mask_T1w.nii.gz")
-        to_t1w = {q: str(work / f"from-{q}_to-T1w.mat") for q in seqs[1:]}
-        brain_settings = {k: v for k, v in preprocess["brain"].items() if k != "manual_masks_dir"}
-        prepare_session(
+        layout, ids = PrepLayout(str(work / "preprocess"), TEMPLATE_SPACE, tuple(seqs)), (subject, "clinical")
+        chain = session_keys([prep], preprocess)
+        steps = preprocess_session(
             {q: str(images[q]) for q in seqs},
-            out_brain=brains,
-            out_mask=session_mask,
-            out_xfm=to_t1w,
-            bias=preprocess["bias"],
-            brain=brain_settings,
-            iso_mm=float(preprocess["iso_mm"]),
-            level_mm=float(preprocess["level_mm"]),
+            layout=layout,
+            subject=subject,
+            session="clinical",
+            preps=[prep],
+            pre={**preprocess, "rescale_percentiles": list(percentiles), "rescale_core_mm": core_mm},
+            template=template,
+            template_mask=template_mask,
+            qc=False,
         )
-        done("prepare (bias correction, brain extraction)", t0)
-
-        t0 = time.perf_counter()
-        chain = [k for k in (initial_key(key), key) if k]
-        xfm: dict[str, tuple[str, str]] = {}
-        for k in chain:
-            ext = ".nii.gz" if k == "warp" else ".mat"
-            forward, inverse = str(work / f"to-template_{k}{ext}"), str(work / f"from-template_{k}{ext}")
-            register_session(
-                brains[seqs[0]],
-                session_mask,
-                template,
-                template_mask,
-                key=k,
-                out=forward,
-                out_inverse=inverse,
-                initial=xfm[initial_key(k)][0] if initial_key(k) in xfm else None,
-                level_mm=float(preprocess["level_mm"]),
-                syn_iterations=tuple(preprocess["syn_iterations"]),
-            )
-            xfm[k] = (forward, inverse)
-        done(f"register ({' then '.join(chain)})", t0)
-
-        t0 = time.perf_counter()
-        prepped = {q: str(work / f"prep_{q}.nii.gz") for q in seqs}
-        resample_session(
-            brains,
-            session_mask,
-            template,
-            xfm[key][0],
-            to_t1w,
-            interpolation=interpolation,
-            percentiles=(float(percentiles[0]), float(percentiles[1])),
-            core_mm=core_mm,
-            out_images=prepped,
-            out_mask=str(staging / names["mask"]),
-            prep=prep,
-        )
-        done(f"resample ({prep})", t0)
+        for step, sec in steps.items():
+            record(step, sec)
+        brains = {q: layout.brain(*ids, q) for q in seqs}
+        to_t1w = {q: layout.seq_xfm(*ids, q) for q in seqs[1:]}
+        prepped = {q: layout.image(*ids, prep, q) for q in seqs}
+        shutil.copyfile(layout.image_mask(*ids, prep), staging / names["mask"])
+        inverse = layout.tpl_xfm(*ids, key, inverse=True)
 
         t0 = time.perf_counter()
         native = {}
         for q in seqs:
-            transforms, invert = native_chain(xfm[key][1], to_t1w.get(q))
+            transforms, invert = native_chain(inverse, to_t1w.get(q))
             native[q] = {"reference": brains[q], "transforms": transforms, "invert": invert}
         infer_scan(
             images=prepped,

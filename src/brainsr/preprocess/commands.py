@@ -30,88 +30,24 @@ def cmd_template(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prepare(args: argparse.Namespace) -> int:
-    from brainsr.preprocess.pipeline import prepare_session
+def cmd_session(args: argparse.Namespace) -> int:
+    from brainsr.preprocess.chain import preprocess_session
+    from brainsr.preprocess.layout import PrepLayout
 
-    s = args.settings_json
-    info = prepare_session(
-        dict(args.image),
-        out_brain=dict(args.out_brain),
-        out_mask=args.out_mask,
-        out_xfm=dict(args.out_xfm or []),
-        bias=s["bias"],
-        brain=s["brain"],
-        manual_mask=args.manual_mask,
-        iso_mm=float(s["iso_mm"]),
-        level_mm=float(s["level_mm"]),
-    )
-    _log_times("prepare", info)
-    return 0
-
-
-def cmd_register(args: argparse.Namespace) -> int:
-    from brainsr.preprocess.pipeline import register_session
-
-    s = args.settings_json
-    info = register_session(
-        args.brain_t1w,
-        args.mask,
-        args.template,
-        args.template_mask,
-        key=args.key,
-        out=args.out,
-        out_inverse=args.inverse,
-        initial=args.initial,
-        level_mm=float(s["level_mm"]),
-        syn_iterations=tuple(s["syn_iterations"]),
-    )
-    _log_times(f"register {args.key}", info)
-    return 0
-
-
-def cmd_resample(args: argparse.Namespace) -> int:
-    from brainsr.preprocess.pipeline import resample_session
-
-    info = resample_session(
-        dict(args.brain),
-        args.mask,
-        args.template,
-        args.xfm_template,
-        dict(args.xfm or []),
-        interpolation=args.interpolation,
-        percentiles=(args.percentiles[0], args.percentiles[1]),
-        core_mm=args.core_mm,
-        out_images=dict(args.out),
-        out_mask=args.out_mask,
-        prep=args.prep,
-    )
-    _log_times("resample", info)
-    return 0
-
-
-def cmd_qc(args: argparse.Namespace) -> int:
-    from brainsr.preprocess.report import session_qc
-
-    session_qc(
-        images={prep: dict(v) for prep, v in _group(args.image).items()},
-        masks=dict(args.mask),
+    images = dict(args.image)
+    seconds = preprocess_session(
+        images,
+        layout=PrepLayout(str(args.root), args.space, tuple(images)),
+        subject=args.subject,
+        session=args.session,
+        preps=args.preps,
+        pre=args.settings_json,
         template=args.template,
         template_mask=args.template_mask,
-        primary=args.primary,
-        title=args.title,
-        figure=args.figure,
-        table=args.table,
+        manual_mask=args.manual_mask,
     )
+    _log_times("session", seconds)
     return 0
-
-
-def _group(items: list[tuple[str, str]]) -> dict[str, list[tuple[str, str]]]:
-    """``PREP:SEQ=PATH`` items grouped by prep."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for key, path in items:
-        prep, _, seq = key.partition(":")
-        out.setdefault(prep, []).append((seq, path))
-    return out
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
@@ -152,51 +88,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out-mask", required=True, type=Path)
     q.set_defaults(func=cmd_template)
 
-    q = pre_sub.add_parser("prepare", help="bias correction, intra-session alignment, brain extraction")
+    q = pre_sub.add_parser(
+        "session", help="one session: bias correction, brain extraction, template transforms, preps, QC"
+    )
     q.add_argument("--image", required=True, help="raw image per sequence (T1w first)", **kv)
-    q.add_argument("--out-brain", required=True, help="brain-extracted native image per sequence", **kv)
-    q.add_argument("--out-xfm", help="sequence -> T1w rigid transform per non-T1w sequence", **kv)
-    q.add_argument("--out-mask", required=True, help="brain mask (isotropic grid, T1w space)")
+    q.add_argument("--root", required=True, type=Path, help="preprocessing derivatives folder")
+    q.add_argument("--space", required=True, help="template space label of the outputs")
+    q.add_argument("--subject", required=True)
+    q.add_argument("--session", required=True)
+    q.add_argument("--preps", nargs="+", required=True, help="alignment x variant labels to build")
+    q.add_argument("--template", required=True, help="template on the analysis grid")
+    q.add_argument("--template-mask", required=True)
     q.add_argument("--manual-mask", help="user-edited mask replacing the automatic one")
     q.add_argument("--settings-json", required=True, type=_json_obj, help="config 'preprocess' section")
-    q.set_defaults(func=cmd_prepare)
-
-    q = pre_sub.add_parser("register", help="the session T1w to the template (rigid, affine, warp)")
-    q.add_argument("--brain-t1w", required=True)
-    q.add_argument("--mask", required=True)
-    q.add_argument("--template", required=True)
-    q.add_argument("--template-mask", required=True)
-    q.add_argument("--key", required=True, help="transform to estimate: rigidcr, rigidmi, affinecr, affinemi, warp")
-    q.add_argument("--out", required=True, help="transform file (resamples the T1w into the template)")
-    q.add_argument("--inverse", required=True, help="inverse transform file")
-    q.add_argument("--initial", help="initial transform (warp: affinemi; rigidcr/affinecr: rigidmi/affinemi)")
-    q.add_argument("--settings-json", required=True, type=_json_obj)
-    q.set_defaults(func=cmd_register)
-
-    q = pre_sub.add_parser("resample", help="every sequence onto the analysis grid, masked, rescaled to [0, 1]")
-    q.add_argument("--brain", required=True, help="brain-extracted native image per sequence", **kv)
-    q.add_argument("--mask", required=True)
-    q.add_argument("--template", required=True, help="template on the analysis grid")
-    q.add_argument("--xfm-template", required=True)
-    q.add_argument("--xfm", help="sequence -> T1w transform per non-T1w sequence", **kv)
-    q.add_argument("--interpolation", required=True)
-    q.add_argument("--percentiles", type=float, nargs=2, required=True)
-    q.add_argument("--core-mm", type=float, default=0.0, help="percentiles only deeper than this in the mask")
-    q.add_argument("--prep", required=True, help="alignment x variant label")
-    q.add_argument("--out", required=True, **kv)
-    q.add_argument("--out-mask", required=True)
-    q.set_defaults(func=cmd_resample)
-
-    q = pre_sub.add_parser("qc", help="per-session alignment figure and alignment-quality table")
-    q.add_argument("--image", required=True, help="PREP:SEQ=PATH per prep and sequence", **kv)
-    q.add_argument("--mask", required=True, help="PREP=PATH", **kv)
-    q.add_argument("--template", required=True)
-    q.add_argument("--template-mask", required=True)
-    q.add_argument("--primary", required=True, help="prep shown in the figure")
-    q.add_argument("--title", required=True)
-    q.add_argument("--figure", required=True)
-    q.add_argument("--table", required=True)
-    q.set_defaults(func=cmd_qc)
+    q.set_defaults(func=cmd_session)
 
     q = pre_sub.add_parser("accuracy", help="accuracy of one session against the synthetic ground truth")
     q.add_argument("--spec-json", type=_json_obj, help="files of the session (see brainsr.preprocess.report)")

@@ -1,0 +1,156 @@
+"""The whole preprocessing of one session in one call (paper 3.1): the chain the workflow's rule, ``brainsr
+upsample`` and ``benchmarks/preprocess.py`` all run.
+
+Steps (each in :mod:`brainsr.preprocess.pipeline`): bias correction + brain extraction, the template transforms
+the requested preps need (each estimated once, in dependency order), then every prep on the analysis grid, then
+the session's alignment QC figure and table. Names come from :class:`~brainsr.preprocess.layout.PrepLayout`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from brainsr.preprocess.layout import PrepLayout
+from brainsr.preprocess.pipeline import (
+    initial_key,
+    prep_spec,
+    prepare_session,
+    register_session,
+    resample_session,
+    transform_keys,
+)
+
+__all__ = ["SETTING_KEYS", "preprocess_session", "session_keys"]
+
+log = logging.getLogger("brainsr.preprocess")
+
+#: Keys of the config's ``preprocess`` section that change a session's outputs (the rule's params).
+SETTING_KEYS = (
+    "bias", "brain", "iso_mm", "level_mm", "syn_iterations", "variants", "warp_interpolation",
+    "rescale_percentiles", "rescale_core_mm", "primary",
+)  # fmt: skip
+
+
+def session_keys(preps: Sequence[str], pre: Mapping[str, Any]) -> list[str]:
+    """Template transforms the preps need, with the ones they start from, each after its start
+    (``affinelinear`` -> ``affinemi``, ``affinecr``; ``warp`` -> ``affinemi``, ``warp``)."""
+    needed: set[str] = set()
+    for prep in preps:
+        key: str | None = prep_spec(prep, pre)[0]
+        while key and key not in needed:
+            needed.add(key)
+            key = initial_key(key)
+    every = transform_keys(["rigid", "affine", "warp"], pre["variants"])
+    return [k for k in every if k in needed]
+
+
+def _timed(seconds: dict[str, float], step: str, start: float) -> None:
+    seconds[step] = round(time.perf_counter() - start, 2)
+    log.info("%s: %.1f s", step, seconds[step])
+
+
+def _register_all(
+    layout: PrepLayout, ids: tuple[str, str], keys: Sequence[str], pre: Mapping[str, Any], template: Sequence[str]
+) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for key in keys:
+        start, first = time.perf_counter(), initial_key(key)
+        register_session(
+            layout.brain(*ids, "T1w"),
+            layout.mask(*ids),
+            template[0],
+            template[1],
+            key=key,
+            out=layout.tpl_xfm(*ids, key),
+            out_inverse=layout.tpl_xfm(*ids, key, inverse=True),
+            initial=layout.tpl_xfm(*ids, first) if first else None,
+            level_mm=float(pre["level_mm"]),
+            syn_iterations=tuple(pre["syn_iterations"]),
+        )
+        _timed(seconds, f"register {key}", start)
+    return seconds
+
+
+def _resample_all(
+    layout: PrepLayout, ids: tuple[str, str], preps: Sequence[str], pre: Mapping[str, Any], template: str
+) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    seqs = layout.sequences
+    for prep in preps:
+        start = time.perf_counter()
+        key, interpolation = prep_spec(prep, pre)
+        resample_session(
+            {q: layout.brain(*ids, q) for q in seqs},
+            layout.mask(*ids),
+            template,
+            layout.tpl_xfm(*ids, key),
+            {q: layout.seq_xfm(*ids, q) for q in seqs[1:]},
+            interpolation=interpolation,
+            percentiles=(float(pre["rescale_percentiles"][0]), float(pre["rescale_percentiles"][1])),
+            core_mm=float(pre["rescale_core_mm"]),
+            out_images={q: layout.image(*ids, prep, q) for q in seqs},
+            out_mask=layout.image_mask(*ids, prep),
+            prep=prep,
+        )
+        _timed(seconds, f"resample {prep} ({interpolation})", start)
+    return seconds
+
+
+def _qc(layout: PrepLayout, ids: tuple[str, str], preps: Sequence[str], primary: str, template: Sequence[str]) -> None:
+    from brainsr.preprocess.report import session_qc
+
+    shown = primary if primary in preps else preps[0]
+    session_qc(
+        images={p: {q: layout.image(*ids, p, q) for q in layout.sequences} for p in preps},
+        masks={p: layout.image_mask(*ids, p) for p in preps},
+        template=template[0],
+        template_mask=template[1],
+        primary=shown,
+        title=f"sub-{ids[0]} ses-{ids[1]}: {shown} alignment to {layout.space}",
+        figure=layout.qc(*ids, ".png"),
+        table=layout.qc(*ids, ".tsv"),
+    )
+
+
+def preprocess_session(
+    images: Mapping[str, str],
+    *,
+    layout: PrepLayout,
+    subject: str,
+    session: str,
+    preps: Sequence[str],
+    pre: Mapping[str, Any],
+    template: str,
+    template_mask: str,
+    manual_mask: str | None = None,
+    qc: bool = True,
+) -> dict[str, float]:
+    """Preprocess one session into ``layout``: native brains, mask and transforms, every prep in ``preps``, and
+    (``qc``) the alignment QC figure and table. ``images``: raw scan per sequence (T1w first); ``pre``: the
+    config's ``preprocess`` section. Returns the seconds of each step."""
+    if not preps:
+        raise ValueError(f"sub-{subject} ses-{session}: no prep to build")
+    ids, seconds = (subject, session), {}
+    start = time.perf_counter()
+    info = prepare_session(
+        images,
+        out_brain={q: layout.brain(*ids, q) for q in layout.sequences},
+        out_mask=layout.mask(*ids),
+        out_xfm={q: layout.seq_xfm(*ids, q) for q in layout.sequences[1:]},
+        bias=pre["bias"],
+        brain=pre["brain"],
+        manual_mask=manual_mask,
+        iso_mm=float(pre["iso_mm"]),
+        level_mm=float(pre["level_mm"]),
+    )
+    _timed(seconds, f"prepare (brain {info['brain_ml']:.0f} ml, {info['engine']})", start)
+    seconds.update(_register_all(layout, ids, session_keys(preps, pre), pre, (template, template_mask)))
+    seconds.update(_resample_all(layout, ids, preps, pre, template))
+    if qc:
+        start = time.perf_counter()
+        _qc(layout, ids, preps, str(pre["primary"]), (template, template_mask))
+        _timed(seconds, "qc", start)
+    return seconds
