@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from brainsr.report.benchmarks import benchmark_table, stage_of, stage_table
+from brainsr.report.benchmarks import benchmark_table, logged_cpu, read_benchmarks, stage_of, stage_table
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -50,6 +50,7 @@ def test_report_benchmarks_cli_writes_the_table(tmp_path):
     args = ["report", "benchmarks", "--benchmarks", str(tmp_path / "bench"), "--out", str(out)]
     done = subprocess.run([str(Path(sys.executable).parent / "brainsr"), *args], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert 'resources used: {"cpu_s": ' in done.stderr  # every command logs its own CPU time at the end
     table = pd.read_csv(out, sep="\t")
     assert table.loc[0, "rule"] == "infer" and table.loc[0, "suggested_runtime_min"] == 1
 
@@ -96,3 +97,34 @@ def test_report_benchmarks_cli_writes_the_stage_table(tmp_path):
     table = pd.read_csv(stages, sep="\t")
     assert table["stage"].tolist() == ["preprocessing", "total"] and table.loc[0, "cpu_min"] == 10.0
     assert table.loc[0, "budget_cpu_min"] == 70.0 and bool(table.loc[0, "within_budget"])
+
+
+def test_cpu_time_comes_from_the_jobs_log_when_it_has_one(tmp_path):
+    """Snakemake samples CPU every few seconds and misses a job's end; the command's own rusage line wins."""
+    bench = tmp_path / "logs" / "benchmarks"
+    _bench(bench, "preprocess_evaluated", "subject-P001_session-clinical", 50.0, 100.0, 3.0)
+    _bench(bench, "preprocess_evaluated", "subject-P001_session-research", 50.0, 100.0, 4.0)
+    log = tmp_path / "logs" / "preprocess_evaluated" / "subject-P001_session-clinical.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        'INFO brainsr: resources used: {"cpu_s": 1.0, "wall_s": 1, "max_rss_mb": 1}\n'
+        'INFO brainsr: resources used: {"cpu_s": 41.5, "wall_s": 49.0, "max_rss_mb": 99}\n'  # the last one counts
+    )
+    frame = read_benchmarks(bench).set_index("job")
+    assert frame.loc["subject-P001_session-clinical", "cpu_time"] == 41.5
+    assert frame.loc["subject-P001_session-clinical", "cpu_source"] == "log"
+    assert frame.loc["subject-P001_session-research", "cpu_time"] == 4.0  # no log: Snakemake's value
+    assert frame.loc["subject-P001_session-research", "cpu_source"] == "snakemake"
+    assert logged_cpu(tmp_path / "missing.log") is None
+
+
+def test_resources_used_counts_this_process():
+    import time
+
+    from brainsr.cli import resources_used
+
+    start = time.perf_counter()
+    before = resources_used(start)["cpu_s"]
+    sum(i * i for i in range(2_000_000))  # some CPU work
+    after = resources_used(start)
+    assert after["cpu_s"] > before and after["wall_s"] > 0 and after["max_rss_mb"] > 1

@@ -188,11 +188,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    start = time.perf_counter()
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
     except (ValueError, RuntimeError, OSError) as exc:
         log.error("%s", exc)
         return 1
+    log.info("%s %s", RESOURCES_TAG, json.dumps(resources_used(start)))
+    return code
+
+
+#: Tag of the log line with the command's own CPU time (read back by ``brainsr report benchmarks``).
+RESOURCES_TAG = "resources used:"
+
+
+def resources_used(start: float) -> dict[str, float]:
+    """CPU seconds (user + system, every thread and waited-for child), wall seconds since ``start``, peak RSS
+    (MB) of this process: exact, where Snakemake's benchmark samples CPU every few seconds and misses the end."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return {"cpu_s": round(cpu, 2), "wall_s": round(time.perf_counter() - start, 2), "max_rss_mb": me.ru_maxrss / 1024}
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ in 2 cores x 90 minutes = 180 CPU-minutes, of which about 10 go to job start-up 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["BUDGET_CPU_MIN", "benchmark_table", "read_benchmarks", "stage_of", "stage_table"]
+__all__ = ["BUDGET_CPU_MIN", "benchmark_table", "logged_cpu", "read_benchmarks", "stage_of", "stage_table"]
 
 _COLUMNS = ("s", "max_rss", "cpu_time")
 #: Workflow stages by rule-name prefix, in DAG order, with the default run's CPU-minute budget (issue 19).
@@ -33,11 +34,27 @@ BUDGET_CPU_MIN: dict[str, float] = {
 }
 
 
-def read_benchmarks(root: str | Path) -> pd.DataFrame:
-    """One row per benchmark file under ``root`` (``<rule>/<job>.tsv``): rule, job, s, max_rss, cpu_time.
+def logged_cpu(log: Path) -> float | None:
+    """CPU seconds a ``brainsr`` command logged at its end (:data:`brainsr.cli.RESOURCES_TAG`), if it did."""
+    from brainsr.cli import RESOURCES_TAG
 
-    A file with several rows (``benchmark: repeat(...)``) counts once, by its mean. Raises ValueError naming the
-    file when a file lacks the columns, and when ``root`` holds no benchmark file at all.
+    if not log.is_file():
+        return None
+    lines = [line for line in log.read_text(errors="replace").splitlines() if RESOURCES_TAG in line]
+    if not lines:
+        return None
+    return float(json.loads(lines[-1].split(RESOURCES_TAG, 1)[1])["cpu_s"])
+
+
+def read_benchmarks(root: str | Path) -> pd.DataFrame:
+    """One row per benchmark file under ``root`` (``<rule>/<job>.tsv``): rule, job, s, max_rss, cpu_time,
+    cpu_source.
+
+    ``cpu_time`` is the CPU time the job's ``brainsr`` command logged (``logs/<rule>/<job>.log``, beside
+    ``root`` = ``logs/benchmarks``; ``cpu_source`` ``log``) where there is one, else Snakemake's sampled value
+    (``snakemake``), which misses the CPU of a job's last seconds. A file with several rows (``benchmark:
+    repeat(...)``) counts once, by its mean. Raises ValueError naming the file when a file lacks the columns, and
+    when ``root`` holds no benchmark file at all.
     """
     root = Path(root)
     rows = []
@@ -48,6 +65,8 @@ def read_benchmarks(root: str | Path) -> pd.DataFrame:
             raise ValueError(f"{path}: not a Snakemake benchmark file (missing {missing or 'rows'})")
         row = {"rule": path.parent.name, "job": path.stem}
         row.update({c: float(pd.to_numeric(frame[c], errors="coerce").mean()) for c in _COLUMNS})
+        cpu = logged_cpu(root.parent / path.parent.name / f"{path.stem}.log")
+        row.update({"cpu_time": cpu, "cpu_source": "log"} if cpu is not None else {"cpu_source": "snakemake"})
         rows.append(row)
     if not rows:
         raise ValueError(f"{root}: no benchmark files (<rule>/<job>.tsv) found")
