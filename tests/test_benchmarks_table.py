@@ -62,7 +62,7 @@ def test_stage_table_sums_cpu_minutes_against_the_budget(tmp_path):
     _bench(tmp_path, "preprocess_prepare", "a", 90.0, 100.0, 1800.0)
     _bench(tmp_path, "superres_train", "model0", 600.0, 100.0, 4800.0)
     _bench(tmp_path, "superres_infer", "a", 6.0, 100.0, 30.0)
-    _bench(tmp_path, "evaluate_segment", "a", 6.0, 100.0, 30.0)
+    _bench(tmp_path, "evaluate_clinical", "a", 6.0, 100.0, 30.0)
     table = stage_table(tmp_path, budget={"simulation": 2, "preprocessing": 70, "training": 60}).set_index("stage")
     assert list(table.index) == ["simulation", "preprocessing", "training", "inference, evaluation, report", "total"]
     sim = table.loc["simulation"]

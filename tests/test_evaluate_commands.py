@@ -1,16 +1,22 @@
-"""Tests of the file-level commands ``brainsr evaluate`` and ``brainsr segment`` on a small phantom."""
+"""Tests of the file-level commands ``brainsr evaluate`` and ``brainsr segment`` on a small phantom, and of the one
+call per scan set (``brainsr evaluate scanset``) against them."""
 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from brainsr.cli import main
 from brainsr.metrics.agreement import overlap_metrics
 from brainsr.metrics.commands import evaluate_images, evaluate_quality
+from brainsr.metrics.scanset import ScanSetInputs, evaluate_scan_set, memo_loader
+from brainsr.preprocess.images import load_checked
 from brainsr.segment.commands import segment_classes, segment_tissues
 
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])
@@ -97,3 +103,110 @@ def test_cli_writes_json_and_reports_bad_input(tmp_path, caplog):
     nib.save(nib.Nifti1Image(np.zeros((32, 32, 24), np.uint8), AFFINE), empty)
     assert main([*argv[:2], "--mask", str(empty), *argv[4:]]) == 1
     assert "empty" in caplog.text
+
+
+def _truth(tmp_path, lab):
+    """The phantom's labels as a ground truth with its lookup table (no sinus, pial, deep GM or stroke voxels)."""
+    truth = tmp_path / "truth.nii.gz"
+    nib.save(nib.Nifti1Image(lab.astype(np.uint8), AFFINE), truth)
+    lookup = tmp_path / "lookup.tsv"
+    names = ["csf", "gm", "wm", "wmh", "sinus", "pial", "deep_gm", "stroke"]
+    lookup.write_text("index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in enumerate(names, 1)))
+    return str(truth), str(lookup)
+
+
+def _kv(mapping):
+    return [f"{k}={v}" for k, v in mapping.items()]
+
+
+def _cli(*argv):
+    assert main(list(argv)) == 0, argv
+
+
+def _out(paths, prefix):
+    """--out and --out-json of a label image and its volumes (``<prefix>_dseg``, ``<prefix>_volumes``)."""
+    return ["--out", paths[f"{prefix}_dseg"], "--out-json", paths[f"{prefix}_volumes"]]
+
+
+def test_scan_set_writes_what_the_separate_commands_write(tmp_path):
+    # a research scan set (its tissues, quality, classes, agreement with the ground truth) and a method's scan set
+    # (image metrics, quality and agreement against that research set), segmented in a mask of its own
+    research, mask, lab = _phantom(tmp_path)
+    (tmp_path / "m").mkdir()
+    method, _, _ = _phantom(tmp_path / "m", seed=1)
+    own_mask = str(tmp_path / "own_mask.nii.gz")
+    nib.save(nib.Nifti1Image(ndi.binary_dilation(lab > 0).astype(np.uint8), AFFINE), own_mask)
+    truth, lookup = _truth(tmp_path, lab)
+    common = ["--seed", "3", "--wmh-json", '{"k_sd": 1.3}']
+    gt = ["--truth", truth, "--lookup", lookup]
+    sep = {k: str(tmp_path / "separate" / f"{k}{'.nii.gz' if 'dseg' in k else '.json'}") for k in _SEPARATE}
+    r_images, c_images = ["--image", *_kv(research)], ["--image", *_kv(method)]
+    r_tissues, r_dseg = ["--tissues", sep["rt_dseg"]], sep["r_dseg"]
+    # the separate commands, as the former rules ran them
+    _cli("segment", "tissues", "--t1", research["T1w"], "--mask", mask, "--seed", "3", *_out(sep, "rt"))
+    _cli("evaluate", "quality", *r_images, *r_tissues, "--mask", mask, "--out", sep["r_quality"])
+    _cli("segment", "classes", *r_images, "--mask", mask, *common, *_out(sep, "r"))
+    _cli("evaluate", "agreement", "--seg", r_dseg, *gt, "--out", sep["r_agreement"])
+    both = ["--method", *_kv(method), "--research", *_kv(research), "--mask", mask]
+    _cli("evaluate", "image", *both, "--out", sep["c_imagemetrics"])
+    _cli("evaluate", "quality", *c_images, *r_tissues, "--mask", mask, "--out", sep["c_quality"])
+    _cli("segment", "classes", *c_images, "--mask", own_mask, *common, *_out(sep, "c"))
+    _cli("evaluate", "agreement", "--seg", sep["c_dseg"], "--reference", r_dseg, *gt, "--out", sep["c_agreement"])
+    # one call per scan set
+    one = {k: v.replace("separate", "one") for k, v in sep.items()}
+    r_kinds = {"tissues": "rt_dseg", "tissue_volumes": "rt_volumes", "quality": "r_quality"}
+    r_kinds |= {"dseg": "r_dseg", "volumes": "r_volumes", "agreement": "r_agreement"}
+    r_out = ["--out", *_kv({k: one[v] for k, v in r_kinds.items()})]
+    _cli("evaluate", "scanset", *r_images, "--mask", mask, *common, *gt, *r_out)
+    c_out = {k: f"c_{k}" for k in ("imagemetrics", "quality", "dseg", "volumes", "agreement")}
+    refs = ["--research", *_kv(research), "--research-mask", mask, "--tissues", one["rt_dseg"]]
+    refs += ["--reference", one["r_dseg"], *common, *gt, "--out", *_kv({k: one[v] for k, v in c_out.items()})]
+    _cli("evaluate", "scanset", *c_images, "--mask", own_mask, *refs)
+    assert sorted(os.listdir(tmp_path / "one")) == sorted(os.listdir(tmp_path / "separate"))
+    for key in _SEPARATE:
+        if key.endswith("dseg"):
+            a, b = nib.load(one[key]), nib.load(sep[key])
+            assert np.array_equal(a.get_fdata(), b.get_fdata()) and np.array_equal(a.affine, b.affine), key
+            assert a.get_data_dtype() == b.get_data_dtype(), key
+        else:
+            assert Path(one[key]).read_text() == Path(sep[key]).read_text(), key
+    assert json.loads(Path(one["c_agreement"]).read_text())["truth"]["csf"]["dice"] > 0.9
+
+
+_SEPARATE = (
+    *("rt_dseg", "rt_volumes", "r_quality", "r_dseg", "r_volumes", "r_agreement"),
+    *("c_imagemetrics", "c_quality", "c_dseg", "c_volumes", "c_agreement"),
+)
+
+
+def test_scan_set_writes_nothing_when_a_step_fails(tmp_path):
+    images, mask, _ = _phantom(tmp_path)
+    moved = tmp_path / "moved.nii.gz"
+    labels = (np.arange(32 * 32 * 24).reshape(32, 32, 24) % 5).astype(np.uint8)
+    nib.save(nib.Nifti1Image(labels, np.diag([2.0, 1.0, 1.0, 1.0])), moved)
+    out = {k: tmp_path / "out" / f"{k}.nii.gz" for k in ("tissues", "dseg")}
+    out |= {k: tmp_path / "out" / f"{k}.json" for k in ("tissue_volumes", "quality", "volumes", "agreement")}
+    # the agreement, the last step, fails on a reference of another grid: no output, no temporary file remains
+    with pytest.raises(ValueError, match=r"moved\.nii\.gz: grid"):
+        evaluate_scan_set(ScanSetInputs(images, mask, reference=str(moved)), out)
+    assert list((tmp_path / "out").iterdir()) == []
+    with pytest.raises(ValueError, match="pair"):
+        evaluate_scan_set(ScanSetInputs(images, mask), {"dseg": out["dseg"]})
+    with pytest.raises(ValueError, match="quality"):
+        evaluate_scan_set(ScanSetInputs(images, mask), {"quality": out["quality"]})
+    with pytest.raises(ValueError, match="unknown"):
+        evaluate_scan_set(ScanSetInputs(images, mask), {"segmentation": out["dseg"]})
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_memo_loader_reads_each_file_once(tmp_path):
+    images, _, _ = _phantom(tmp_path)
+    calls = []
+
+    def counting(path):
+        calls.append(path)
+        return load_checked(path)
+
+    load = memo_loader(counting)
+    assert load(images["T1w"]) is load(Path(images["T1w"]))
+    assert load(images["T2w"]) is not load(images["T1w"]) and len(calls) == 2

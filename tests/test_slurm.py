@@ -4,8 +4,8 @@ environment with the executor plugin (scripts/slurm/driver-env.sh).
 
 The tiny preset's finished local run (the session fixture ``tiny_run``) is copied; on the copy the training of
 ``model0`` is forced, so SLURM runs the training (gpu partition), the upsampling of one test subject (gpu
-partition) and its image metrics (cpu partition). The outputs must equal the local run's, and accounting must
-show the three jobs, on their partitions, completed.
+partition) and the evaluation of that scan set, image metrics included (cpu partition). The outputs must equal the
+local run's, and accounting must show the three jobs, on their partitions, completed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ METRICS = (
     "imagemetrics.json"
 )
 HISTORY = "results/superres/models/model0/history.tsv"
-EXPECTED = {"superres_train": "gpu", "superres_infer": "gpu", "evaluate_image": "cpu"}
+EXPECTED = {"superres_train": "gpu", "superres_infer": "gpu", "evaluate_clinical": "cpu"}
 
 
 @dataclass(frozen=True)

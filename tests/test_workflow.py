@@ -149,12 +149,10 @@ def test_tiny_preset_end_to_end(tiny_run):
         "preprocess_accuracy": 2,
         "preprocess_tables": 1,
         "superres_infer": len(TINY_METHODS),  # the new test subject, every method; no training
-        # its evaluation: every method, plus its research scans of the three preps; then the group tables
-        "evaluate_image": len(TINY_METHODS),
-        "evaluate_tissues": 3,
-        "evaluate_quality": len(TINY_METHODS) + 3,
-        "evaluate_segment": len(TINY_METHODS) + 3,
-        "evaluate_agreement": len(TINY_METHODS) + 3,
+        # its evaluation, one job per scan set: every method, plus its research scans of the three preps; then the
+        # group tables
+        "evaluate_clinical": len(TINY_METHODS),
+        "evaluate_research": 3,
         "report_tables": 1,
         "report_rating": 1,  # Figs. 5-12 show the first test subject: unchanged
         "all": 1,
@@ -178,7 +176,7 @@ def test_tiny_preset_end_to_end(tiny_run):
         "superres_train": len(TINY_EXPERIMENTS),
         "superres_infer": 2 * len(TINY_EXPERIMENTS),
         "superres_tables": 1,
-        **{f"evaluate_{k}": 2 * len(TINY_EXPERIMENTS) for k in ("image", "quality", "segment", "agreement")},
+        "evaluate_clinical": 2 * len(TINY_EXPERIMENTS),
         "report_tables": 1,
         "report_figures": 1,
         "report_rating": 1,
@@ -320,11 +318,8 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
         "preprocess_evaluated": 2,  # per session: affinemi, affinecr; affinelinear
         "preprocess_tables": 1,
         "superres_infer": preps,
-        "evaluate_image": preps,
-        "evaluate_tissues": preps,
-        "evaluate_quality": 2 * preps,
-        "evaluate_segment": 2 * preps,
-        "evaluate_agreement": preps,
+        "evaluate_clinical": preps,  # one job per scan set: the baseline's, and the research scans'
+        "evaluate_research": preps,
         # the first test subject: the lesion prior, the figures and tables of the evaluation appear now
         "evaluate_lesion_prior": 1,
         "report_tables": 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,11 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def atomic_write_json(result: object, path: str | os.PathLike) -> Path:
+    """Write ``result`` as JSON (sorted keys, 2-space indent, final newline: every result file's form) atomically."""
+    return atomic_write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", path)
 
 
 def atomic_save_nifti(img: nib.Nifti1Image, path: str | os.PathLike) -> Path:

@@ -2,7 +2,8 @@
 # A "scan set" is the three sequences of one session on the analysis grid, named by (subject, session, desc):
 #   clinical session, desc = a method  -> the upsampled (experiment) or interpolated (interp<prep>) clinical scans;
 #   research / month-NN session, desc = a prep -> the preprocessed research scans (the reference, and controls).
-# Per scan set: image metrics (clinical only), quality metrics, multispectral classes + WMH, agreement.
+# Per scan set, one job (SCAN_SET_OUTPUTS): image metrics (clinical only), quality metrics, multispectral classes + WMH,
+# agreement; the research sets' T1w tissue labels.
 
 EV = config["evaluate"]
 EVAL_DIR = f"{OUT}/evaluate"
@@ -67,36 +68,63 @@ def scan_images(subject, session, desc):
     return {q: prep_image(subject, session, desc, q) for q in SEQS}
 
 
-def research_reference(subject, prep):
-    """The research scan set of the same prep: its images, brain mask and T1w tissue labels."""
-    return {
-        "research": [prep_image(subject, RES, prep, q) for q in SEQS],
-        "research_mask": prep_image_mask(subject, RES, prep),
-        "tissues": eval_file(subject, RES, prep, "tissues"),
-    }
-
-
-def reference_inputs(subject, session, desc, *keys):
-    """A scan set's images ("images") and the named entries of its research reference (same prep)."""
-    ref = research_reference(subject, scan_prep(session, desc))
-    return {"images": list(scan_images(subject, session, desc).values()), **{k: ref[k] for k in keys}}
-
-
 def truth_dseg(subject, session):
     """The synthetic cohort's ground-truth tissue labels of a session, in template space."""
     return bids(GT_DIR, subject=subject, session=session, datatype="anat", space=TEMPLATE_SPACE, desc="tissue", suffix="dseg")
 
 
-def agreement_inputs(wildcards):
-    """A scan set's classes; the research classes of the same prep (clinical sets); the ground truth (synthetic)."""
-    sub, ses, desc = wildcards.subject, wildcards.session, wildcards.desc
-    files = {"seg": eval_file(sub, ses, desc, "dseg")}
-    if ses == CLIN:
-        files["reference"] = eval_file(sub, RES, method_prep(desc), "dseg")
-    if SYNTHETIC:
-        files["truth"] = truth_dseg(sub, ses)
+#: What the one job of each kind of scan set writes (eval_file kinds): a research set also its T1w tissue labels
+#: (every method of its prep takes them for quality metrics) and, with a ground truth, its agreement; a method also
+#: its image metrics and its agreement with the research classes; a control visit only its classes and volumes.
+SCAN_SET_OUTPUTS = {
+    "research": ["tissues", "tissue_volumes", "quality", "dseg", "volumes"] + (["agreement"] if SYNTHETIC else []),
+    "clinical": ["imagemetrics", "quality", "dseg", "volumes", "agreement"],
+    "month": ["dseg", "volumes"],
+}
+
+
+def scan_set_outputs(kind, session="{session}"):
+    """{eval_file kind: path pattern} of one kind of scan set's evaluation job (SCAN_SET_OUTPUTS)."""
+    return {k: eval_file("{subject}", session, "{desc}", k) for k in SCAN_SET_OUTPUTS[kind]}
+
+
+def scan_set_inputs(subject, session, desc):
+    """A scan set's images, its brain mask and the lesion prior; for a method, the research scan set of the same
+    prep (images, brain mask, T1w tissue labels, classes); for patients of the synthetic cohort, the ground truth."""
+    prep = scan_prep(session, desc)
+    files = {
+        "images": list(scan_images(subject, session, desc).values()),
+        "mask": prep_image_mask(subject, session, prep),
+        "prior": LESION_PRIOR,
+    }
+    if session == CLIN:
+        files["research"] = [prep_image(subject, RES, prep, q) for q in SEQS]
+        files["research_mask"] = prep_image_mask(subject, RES, prep)
+        files["tissues"] = eval_file(subject, RES, prep, "tissues")
+        files["reference"] = eval_file(subject, RES, prep, "dseg")
+    if SYNTHETIC and session in (CLIN, RES):
+        files["truth"] = truth_dseg(subject, session)
         files["lookup"] = ancient(DATASET["gt_lookup"])  # rewritten (unchanged) whenever the cohort grows
     return files
+
+
+# A control visit: any session label but the research and clinical ones (their scan sets have their own rules).
+_MONTH = rf"(?!(?:{re.escape(RES)}|{re.escape(CLIN)})(?![A-Za-z0-9]))[A-Za-z0-9]+"
+
+
+def _images_arg(wildcards, input):
+    """SEQ=PATH of the scan set's images (brainsr evaluate scanset --image)."""
+    return _kv(dict(zip(SEQS, input.images)))
+
+
+def _truth_args(wildcards, input):
+    """--truth/--lookup of the ground truth where there is one (synthetic cohort)."""
+    return " ".join(f"--{k} {input[k]}" for k in ("truth", "lookup") if k in input.keys())
+
+
+def _out_arg(wildcards, output):
+    """KIND=PATH of every output (brainsr evaluate scanset --out)."""
+    return _kv(dict(output.items()))
 
 
 def _months():

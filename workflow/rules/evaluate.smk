@@ -1,9 +1,10 @@
 # Evaluation and report rules (paper 3.8, 4.2-4.9); names and input functions in common_evaluate.smk.
-# Per scan set (subject, session, desc): quality metrics, classes + WMH, agreement; per clinical method also image
-# metrics. Per research prep: the T1w tissue masks every method's quality metrics use. Group: tables, figures,
-# the blinded rating sheet.
+# One job per scan set (subject, session, desc), one rule per kind (`brainsr evaluate scanset`): a research set
+# (T1w tissue masks every method's quality metrics use, quality metrics, classes + WMH, agreement with the ground
+# truth), a method's clinical set (image and quality metrics, classes + WMH, agreement with the research set) and a
+# control visit (classes + WMH). Group: tables, figures, the blinded rating sheet.
 
-_SCAN = dict(subject=r"[A-Za-z0-9]+", session=r"[A-Za-z0-9]+", desc=r"[A-Za-z0-9]+")
+_SCAN = dict(subject=r"[A-Za-z0-9]+", desc=r"[A-Za-z0-9]+")
 _WC = dict(subject="{subject}", session="{session}", desc="{desc}")
 
 
@@ -27,131 +28,91 @@ rule evaluate_lesion_prior:
         "brainsr segment prior --grid {input.grid} --params-json {params.prior:q} --out {output} > {log} 2>&1"
 
 
-rule evaluate_tissues:
+rule evaluate_research:
     input:
-        t1=lambda wc: prep_image(wc.subject, RES, wc.desc, "T1w"),
-        mask=lambda wc: prep_image_mask(wc.subject, RES, wc.desc),
+        unpack(lambda wc: scan_set_inputs(wc.subject, RES, wc.desc)),
     output:
-        labels=eval_file("{subject}", RES, "{desc}", "tissues"),
-        volumes=eval_file("{subject}", RES, "{desc}", "tissue_volumes"),
+        **scan_set_outputs("research", RES),
     wildcard_constraints:
         **_SCAN,
     params:
+        images=_images_arg,
+        truth=_truth_args,
+        out=_out_arg,
         seed=EV["seed"],
         components=EV["tissue_components"],
-    log:
-        log_path("evaluate_tissues", subject="{subject}", desc="{desc}"),
-    benchmark:
-        benchmark_path("evaluate_tissues", subject="{subject}", desc="{desc}")
-    threads: 1
-    conda:
-        "../../envs/imaging.yaml"
-    resources:
-        **resources_for("evaluate"),
-    shell:
-        "brainsr segment tissues --t1 {input.t1} --mask {input.mask} --out {output.labels} "
-        "--out-json {output.volumes} --seed {params.seed} --components {params.components} > {log} 2>&1"
-
-
-rule evaluate_image:
-    input:
-        unpack(lambda wc: reference_inputs(wc.subject, CLIN, wc.desc, "research", "research_mask")),
-    output:
-        eval_file("{subject}", CLIN, "{desc}", "imagemetrics"),
-    wildcard_constraints:
-        **_SCAN,
-    params:
-        images=lambda wc, input: _kv(dict(zip(SEQS, input.images))),
-        research=lambda wc, input: _kv(dict(zip(SEQS, input.research))),
-        axis=EV["axis"],
-    log:
-        log_path("evaluate_image", subject="{subject}", desc="{desc}"),
-    benchmark:
-        benchmark_path("evaluate_image", subject="{subject}", desc="{desc}")
-    threads: 1
-    conda:
-        "../../envs/imaging.yaml"
-    resources:
-        **resources_for("evaluate"),
-    shell:
-        "brainsr evaluate image --method {params.images} --research {params.research} --mask {input.research_mask} "
-        "--axis {params.axis} --out {output} > {log} 2>&1"
-
-
-rule evaluate_quality:
-    input:
-        unpack(lambda wc: reference_inputs(wc.subject, wc.session, wc.desc, "tissues", "research_mask")),
-    output:
-        eval_file(**_WC, kind="quality"),
-    wildcard_constraints:
-        **_SCAN,
-    params:
-        images=lambda wc, input: _kv(dict(zip(SEQS, input.images))),
-    log:
-        log_path("evaluate_quality", **_WC),
-    benchmark:
-        benchmark_path("evaluate_quality", **_WC)
-    threads: 1
-    conda:
-        "../../envs/imaging.yaml"
-    resources:
-        **resources_for("evaluate"),
-    shell:
-        "brainsr evaluate quality --image {params.images} --tissues {input.tissues} --mask {input.research_mask} "
-        "--out {output} > {log} 2>&1"
-
-
-rule evaluate_segment:
-    input:
-        images=lambda wc: list(scan_images(wc.subject, wc.session, wc.desc).values()),
-        mask=lambda wc: prep_image_mask(wc.subject, wc.session, scan_prep(wc.session, wc.desc)),
-        prior=LESION_PRIOR,
-    output:
-        labels=eval_file(**_WC, kind="dseg"),
-        volumes=eval_file(**_WC, kind="volumes"),
-    wildcard_constraints:
-        **_SCAN,
-    params:
-        images=lambda wc, input: _kv(dict(zip(SEQS, input.images))),
         wmh=json.dumps(EV["wmh"], sort_keys=True),
-        seed=EV["seed"],
     log:
-        log_path("evaluate_segment", **_WC),
+        log_path("evaluate_research", subject="{subject}", desc="{desc}"),
     benchmark:
-        benchmark_path("evaluate_segment", **_WC)
+        benchmark_path("evaluate_research", subject="{subject}", desc="{desc}")
     threads: 1
     conda:
         "../../envs/imaging.yaml"
     resources:
         **resources_for("evaluate"),
     shell:
-        "brainsr segment classes --image {params.images} --mask {input.mask} --prior {input.prior} "
-        "--wmh-json {params.wmh:q} --seed {params.seed} --out {output.labels} --out-json {output.volumes} "
+        "brainsr evaluate scanset --image {params.images} --mask {input.mask} --prior {input.prior} {params.truth} "
+        "--seed {params.seed} --components {params.components} --wmh-json {params.wmh:q} --out {params.out} "
         "> {log} 2>&1"
 
 
-rule evaluate_agreement:
+rule evaluate_clinical:
     input:
-        unpack(agreement_inputs),
+        unpack(lambda wc: scan_set_inputs(wc.subject, CLIN, wc.desc)),
     output:
-        eval_file(**_WC, kind="agreement"),
+        **scan_set_outputs("clinical", CLIN),
     wildcard_constraints:
         **_SCAN,
     params:
-        refs=lambda wc, input: " ".join(
-            f"--{k} {input[k]}" for k in ("reference", "truth", "lookup") if k in input.keys()
-        ),
+        images=_images_arg,
+        research=lambda wc, input: _kv(dict(zip(SEQS, input.research))),
+        truth=_truth_args,
+        out=_out_arg,
+        seed=EV["seed"],
+        wmh=json.dumps(EV["wmh"], sort_keys=True),
+        axis=EV["axis"],
     log:
-        log_path("evaluate_agreement", **_WC),
+        log_path("evaluate_clinical", subject="{subject}", desc="{desc}"),
     benchmark:
-        benchmark_path("evaluate_agreement", **_WC)
+        benchmark_path("evaluate_clinical", subject="{subject}", desc="{desc}")
     threads: 1
     conda:
         "../../envs/imaging.yaml"
     resources:
         **resources_for("evaluate"),
     shell:
-        "brainsr evaluate agreement --seg {input.seg} {params.refs} --out {output} > {log} 2>&1"
+        "brainsr evaluate scanset --image {params.images} --mask {input.mask} --prior {input.prior} "
+        "--research {params.research} --research-mask {input.research_mask} --tissues {input.tissues} "
+        "--reference {input.reference} {params.truth} --seed {params.seed} --wmh-json {params.wmh:q} "
+        "--axis {params.axis} --out {params.out} > {log} 2>&1"
+
+
+rule evaluate_month:
+    input:
+        unpack(lambda wc: scan_set_inputs(wc.subject, wc.session, wc.desc)),
+    output:
+        **scan_set_outputs("month"),
+    wildcard_constraints:
+        **_SCAN,
+        session=_MONTH,
+    params:
+        images=_images_arg,
+        out=_out_arg,
+        seed=EV["seed"],
+        wmh=json.dumps(EV["wmh"], sort_keys=True),
+    log:
+        log_path("evaluate_month", **_WC),
+    benchmark:
+        benchmark_path("evaluate_month", **_WC)
+    threads: 1
+    conda:
+        "../../envs/imaging.yaml"
+    resources:
+        **resources_for("evaluate"),
+    shell:
+        "brainsr evaluate scanset --image {params.images} --mask {input.mask} --prior {input.prior} "
+        "--seed {params.seed} --wmh-json {params.wmh:q} --out {params.out} > {log} 2>&1"
 
 
 rule report_tables:

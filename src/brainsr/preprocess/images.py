@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -24,6 +24,7 @@ os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
 
 __all__ = [
     "ImageInputError",
+    "Loader",
     "check_array",
     "load_checked",
     "load_mask",
@@ -179,17 +180,23 @@ def zooms_mm(img: nib.Nifti1Image) -> tuple[float, float, float]:
     return tuple(float(z) for z in img.header.get_zooms()[:3])
 
 
-def load_on_grid(path: str | os.PathLike, ref: nib.Nifti1Image, ref_name: str | os.PathLike) -> nib.Nifti1Image:
-    """:func:`load_checked`, then an :class:`ImageInputError` unless the image is on ``ref``'s grid."""
-    img = load_checked(path)
+#: What reads an image for the evaluation functions: :func:`load_checked`, or a memo of it (one scan set's job).
+Loader = Callable[[str | os.PathLike], nib.Nifti1Image]
+
+
+def load_on_grid(
+    path: str | os.PathLike, ref: nib.Nifti1Image, ref_name: str | os.PathLike, load: Loader = load_checked
+) -> nib.Nifti1Image:
+    """``load(path)`` (:func:`load_checked`), then an :class:`ImageInputError` unless the image is on ``ref``'s grid."""
+    img = load(path)
     if img.shape != ref.shape or not np.allclose(img.affine, ref.affine, atol=1e-3):
         raise ImageInputError(path, f"grid {img.shape} differs from {ref_name} {ref.shape} (not on one analysis grid)")
     return img
 
 
-def load_mask(path: str | os.PathLike) -> tuple[np.ndarray, nib.Nifti1Image]:
-    """A brain mask (voxels > 0.5) and its image; an :class:`ImageInputError` if it is empty."""
-    img = load_checked(path)
+def load_mask(path: str | os.PathLike, load: Loader = load_checked) -> tuple[np.ndarray, nib.Nifti1Image]:
+    """A brain mask (voxels > 0.5) and its image (read by ``load``); an :class:`ImageInputError` if it is empty."""
+    img = load(path)
     mask = np.asarray(img.dataobj) > 0.5
     if not mask.any():
         raise ImageInputError(path, "the brain mask is empty")

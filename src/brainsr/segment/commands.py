@@ -9,16 +9,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from brainsr.io import atomic_save_nifti, atomic_write_text
+from brainsr.io import atomic_save_nifti, atomic_write_json
 from brainsr.metrics.agreement import volume_ml
-from brainsr.preprocess.images import load_checked, load_mask, load_on_grid, zooms_mm
+from brainsr.preprocess.images import Loader, load_checked, load_mask, load_on_grid, zooms_mm
 from brainsr.segment.tissue import CLASSES, T1_TISSUES, multispectral_classes, t1_tissues
 from brainsr.segment.wmh import lesion_prior, wmh_mask
 
@@ -70,26 +69,35 @@ def _volumes(labels: np.ndarray, names: Mapping[int, str], zooms: tuple[float, .
     return out
 
 
-def segment_tissues(t1: str, mask: str, out: str, seed: int = 0, n_components: int = 4) -> dict[str, float]:
-    """CSF/GM/WM labels of a brain-extracted T1w; returns their volumes in ml."""
-    brain, ref = load_mask(mask)
-    img = load_on_grid(t1, ref, mask)
+def segment_tissues(
+    t1: str, mask: str, out: str, seed: int = 0, n_components: int = 4, *, load: Loader = load_checked
+) -> dict[str, float]:
+    """CSF/GM/WM labels of a brain-extracted T1w (paper 3.8.1); returns their volumes in ml."""
+    brain, ref = load_mask(mask, load)
+    img = load_on_grid(t1, ref, mask, load)
     labels = t1_tissues(np.asarray(img.dataobj), brain, n_components=n_components, seed=seed)
     atomic_save_nifti(nib.Nifti1Image(labels, ref.affine), out)
     return _volumes(labels, T1_TISSUES, zooms_mm(ref))
 
 
 def segment_classes(
-    images: Mapping[str, str], mask: str, prior: str | None, out: str, *, seed: int = 0, wmh: Mapping | None = None
+    images: Mapping[str, str],
+    mask: str,
+    prior: str | None,
+    out: str,
+    *,
+    seed: int = 0,
+    wmh: Mapping | None = None,
+    load: Loader = load_checked,
 ) -> dict[str, float]:
     """Multispectral classes and WMH of one scan set on one grid (paper 3.8.3); returns volumes in ml."""
     missing = set(_SEQUENCES) - set(images)
     if missing:
         raise ValueError(f"segmentation needs {list(_SEQUENCES)}; missing {sorted(missing)}")
-    brain, ref = load_mask(mask)
-    data = {seq: np.asarray(load_on_grid(images[seq], ref, mask).dataobj) for seq in _SEQUENCES}
+    brain, ref = load_mask(mask, load)
+    data = {seq: np.asarray(load_on_grid(images[seq], ref, mask, load).dataobj) for seq in _SEQUENCES}
     labels, _ = multispectral_classes(data["FLAIR"], data["T2w"], data["T1w"], brain, seed=seed)
-    pri = np.asarray(load_on_grid(prior, ref, mask).dataobj) if prior else None
+    pri = np.asarray(load_on_grid(prior, ref, mask, load).dataobj) if prior else None
     lesions = wmh_mask(data["FLAIR"], brain, pri, zooms_mm(ref), **dict(wmh or {}))
     labels[lesions] = 5
     atomic_save_nifti(nib.Nifti1Image(labels, ref.affine), out)
@@ -111,7 +119,7 @@ def template_lesion_prior(grid: str, out: str, **kwargs: float) -> None:
 
 def _write_json(result: dict, path: str | None) -> None:
     if path:
-        atomic_write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", path)
+        atomic_write_json(result, path)
 
 
 def cmd_tissues(args: argparse.Namespace) -> int:
