@@ -20,20 +20,12 @@ include: "workflow/rules/evaluate.smk"
 
 
 # Small gathering steps run in the main Snakemake process, not as cluster jobs (on SLURM: no queueing for
-# seconds of work): the target, dataset descriptions, the BIDS inventory and the group tables.
-localrules:
-    all,
-    bids_inventory,
-    preprocess_dataset,
-    preprocess_tables,
-    superres_dataset,
-    superres_tables,
-    report_tables,
-
-
+# seconds of work): the target, dataset descriptions, the BIDS inventory and the group tables. Each such rule
+# says so itself with `localrule: True` (the one mechanism used for local rules in this workflow).
 rule all:
     input:
         all_targets(),
         all_sr_targets(),
         all_eval_targets(),
     default_target: True
+    localrule: True

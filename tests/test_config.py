@@ -5,19 +5,18 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from brainsr import config as config_module
 from brainsr.config import SCHEMA_PATH, ConfigError, deep_merge, load_config, load_schema, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config.yaml"
 PRESETS = sorted((REPO / "workflow" / "presets").glob("*.yaml"))
-REPO_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 PACKAGED_SCHEMA = REPO / "src" / "brainsr" / "data" / "config.schema.yaml"
 
 
@@ -49,18 +48,63 @@ def _key_paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]
 # --- the schema ------------------------------------------------------------------------------------------
 
 
-def test_schema_copies_identical() -> None:
-    assert REPO_SCHEMA.read_bytes() == PACKAGED_SCHEMA.read_bytes()
+def test_schema_path_is_the_package_data_file() -> None:
+    import brainsr
+
+    assert SCHEMA_PATH == Path(str(resources.files("brainsr").joinpath("data", "config.schema.yaml")))
+    assert SCHEMA_PATH.is_file()
+    assert SCHEMA_PATH.parent.parent == Path(brainsr.__file__).parent
+    assert SCHEMA_PATH.resolve() == PACKAGED_SCHEMA.resolve()
 
 
-def test_schema_path_points_at_repository_schema() -> None:
-    assert SCHEMA_PATH == REPO_SCHEMA
+def test_one_copy_of_the_schema() -> None:
+    """The package's schema is the only one: no copy under workflow/ (or anywhere else in the repository)."""
+    found = {
+        path.resolve()
+        for where in ("workflow", "src", "profiles", "resources", "scripts", "benchmarks")
+        for path in (REPO / where).rglob("*schema*")
+        if path.is_file() and path.suffix in {".yaml", ".yml", ".json"}
+    }
+    found |= {path.resolve() for path in REPO.glob("*schema*") if path.is_file()}
+    assert found == {PACKAGED_SCHEMA.resolve()}
 
 
-def test_schema_path_falls_back_to_package_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(config_module, "_REPO_SCHEMA", tmp_path / "missing.yaml")
-    fallback = config_module._find_schema()
-    assert fallback.read_bytes() == PACKAGED_SCHEMA.read_bytes()
+def test_workflow_validates_with_the_package_schema() -> None:
+    """common.smk validates through brainsr.config (hence SCHEMA_PATH) and names no schema file of its own."""
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert "from brainsr.config import" in common
+    assert "validate_config(" in common
+    smk = [*(REPO / "workflow").rglob("*.smk"), REPO / "Snakefile"]
+    for path in smk:
+        text = path.read_text()
+        assert "schema.yaml" not in text.replace("src/brainsr/data/config.schema.yaml", ""), path
+        assert "snakemake.utils import validate" not in text, path
+
+
+def test_workflow_rejects_a_key_unknown_to_the_package_schema(tmp_path: Path) -> None:
+    """A dry run of the real workflow stops at the configuration, naming a key the package's schema lacks."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--dry-run",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--config",
+            "not_a_key=1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "invalid configuration" in result.stdout + result.stderr
+    assert "not_a_key" in result.stdout + result.stderr
 
 
 def test_schema_is_valid_draft_2020_12() -> None:

@@ -24,7 +24,6 @@ EXPECTED_ENVS = {
         "nilearn",
         "antspyx",
         "fslpy",
-        "nipype",
         "scikit-image",
         "scipy",
         "numpy",
@@ -132,3 +131,12 @@ def test_torch_pins() -> None:
                 assert any(s.operator == "<" and s.version == "2" for s in req.specifier), where
     assert seen_torch >= 3  # pyproject, envs/brainsr.yaml, envs/torch.yaml
     assert seen_torchio >= 3
+
+
+def test_nipype_is_not_a_dependency_and_the_readme_says_why() -> None:
+    """Snakemake orchestrates and ANTsPy runs registration/N4 in-process: nipype has no job, so it is not declared."""
+    assert "nipype" not in _pyproject_requirements()
+    for path in ENV_FILES:
+        assert "nipype" not in {_normalise(r.name) for r in _pip_requirements(path)}, path.name
+    readme = (REPO / "README.md").read_text()
+    assert "nipype is not a dependency" in readme

@@ -1,9 +1,10 @@
 """Loading, merging and validating the workflow configuration.
 
-The canonical JSON Schema is ``workflow/schemas/config.schema.yaml``; a byte-identical copy is shipped as
-package data (``brainsr/data/config.schema.yaml``) for non-editable installs. Validation fills in the
-schema's defaults exactly like ``snakemake.utils.validate(config, schema, set_default=True)`` (nested
-objects included) and turns schema violations into a :class:`ConfigError` naming the offending key path.
+The JSON Schema exists once, as package data: ``brainsr/data/config.schema.yaml`` (``SCHEMA_PATH``), so a
+non-editable install has it too; the workflow validates its configuration with :func:`validate_config`
+(``workflow/rules/common.smk``), hence against this same file. Validation fills in the schema's defaults
+exactly like ``snakemake.utils.validate(config, schema, set_default=True)`` (nested objects included) and turns
+schema violations into a :class:`ConfigError` naming the offending key path.
 """
 
 from __future__ import annotations
@@ -30,18 +31,8 @@ __all__ = [
     "validate_config",
 ]
 
-_REPO_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-def _find_schema() -> Path:
-    """Repository schema when running from a checkout, else the copy shipped as package data."""
-    if _REPO_SCHEMA.is_file():
-        return _REPO_SCHEMA
-    return Path(str(resources.files("brainsr").joinpath("data", "config.schema.yaml")))
-
-
-#: JSON Schema of the workflow configuration (see module docstring for how it is located).
-SCHEMA_PATH: Path = _find_schema()
+#: JSON Schema of the workflow configuration: the package data file, the only copy.
+SCHEMA_PATH: Path = Path(str(resources.files("brainsr").joinpath("data", "config.schema.yaml")))
 
 #: Tolerance on ``split.fractions`` summing to 1.
 _FRACTION_TOLERANCE = 1e-6

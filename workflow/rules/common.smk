@@ -21,7 +21,8 @@ from brainsr.simulate.cohort import (
 )
 
 # config.yaml (the working directory's, else the workflow's) is the base; --configfile presets and --config
-# values given on the command line are merged over it, then validated (defaults filled from the schema).
+# values given on the command line are merged over it, then validated against the package's schema, the only copy
+# (brainsr.config.SCHEMA_PATH = src/brainsr/data/config.schema.yaml), which fills in the defaults.
 _base_config = "config.yaml" if os.path.exists("config.yaml") else os.path.join(workflow.basedir, "config.yaml")
 with open(_base_config) as _fh:
     _base = yaml.safe_load(_fh) or {}

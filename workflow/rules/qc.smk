@@ -15,6 +15,7 @@ rule bids_inventory:
         ),
     log:
         log_path("bids_inventory"),
+    localrule: True
     benchmark:
         benchmark_path("bids_inventory")
     threads: 1

@@ -4,9 +4,6 @@
 
 if SYNTHETIC:
 
-    localrules:
-        simulate_dataset,
-
     rule simulate_dataset:
         input:
             protocols=SIM["protocols_file"],
@@ -18,6 +15,7 @@ if SYNTHETIC:
             root=lambda wildcards, output: os.path.dirname(output[0]),
         log:
             log_path("simulate_dataset"),
+        localrule: True
         threads: 1
         conda:
             "../../envs/imaging.yaml"
