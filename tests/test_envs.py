@@ -27,6 +27,7 @@ EXPECTED_ENVS = {
         "nipype",
         "scikit-image",
         "scipy",
+        "threadpoolctl",
         "numpy",
         "pandas",
     },
