@@ -26,6 +26,7 @@ EXPECTED_ENVS = {
         "fslpy",
         "scikit-image",
         "scipy",
+        "threadpoolctl",
         "numpy",
         "pandas",
     },

@@ -254,3 +254,38 @@ def test_deformation_is_smooth_invertible_and_scales_the_head():
     subj = deform.to_subject(far)
     ratio = np.abs((subj - BRAIN_CENTRE)[np.arange(3), np.arange(3)]) / 60.0
     np.testing.assert_allclose(ratio, scale, atol=0.08)
+
+
+def test_box_counts_and_active_cells_by_hand():
+    """Summed-area box counts; a cell is active when its corner box (plus margin) meets the support."""
+    from brainsr.simulate.warp import active_cells, box_counts
+
+    support = np.zeros((5, 5, 5), bool)
+    support[1, 2, 3] = support[4, 4, 4] = True
+    lo = np.array([[0, 0, 0], [1, 2, 3], [2, 0, 0], [-3, -3, -3], [0, 0, 0]])
+    hi = np.array([[5, 5, 5], [2, 3, 4], [5, 5, 4], [1, 1, 1], [9, 9, 9]])  # clipped to the grid
+    assert box_counts(support, lo, hi).tolist() == [2, 1, 0, 0, 2]
+    # a 4x4x4 coarse field of template voxel coordinates 0, 2, 4, 6 per axis: 3x3x3 cells of 2 voxels
+    field_vox = np.moveaxis(np.indices((4, 4, 4)), 0, -1) * 2.0
+    corner = np.zeros((9, 9, 9), bool)
+    corner[6, 6, 6] = True
+    cells = active_cells(field_vox, corner, margin=0)
+    assert cells.shape == (3, 3, 3) and cells.sum() == 8 and cells[1:, 1:, 1:].all()  # cell (2, 2, 2), dilated
+    assert active_cells(field_vox, corner, margin=2).sum() == 27
+    assert not active_cells(field_vox, np.zeros((9, 9, 9), bool)).any()
+
+
+def test_cropped_distance_equals_the_full_transform():
+    """Distance transforms cropped to a box holding every feature are exact there and inf outside."""
+    from brainsr.simulate.anatomy import _bbox, _distance
+
+    feat = np.zeros((12, 10, 9), bool)
+    feat[3, 4, 5] = feat[6, 2, 4] = True
+    box = _bbox(feat, 2)
+    assert box == (slice(1, 9), slice(0, 7), slice(2, 8))
+    full = ndi.distance_transform_edt(~feat)
+    d = _distance(feat, box)
+    assert np.array_equal(d[box], full[box]) and np.isinf(d[0]).all()
+    assert d[3, 4, 7] == 2.0 and d[4, 5, 5] == np.sqrt(2)
+    # a box missing a feature falls back to the full transform
+    assert np.array_equal(_distance(feat, (slice(0, 5),) * 3), full)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import erf
 
+from brainsr.simulate.warp import single_blas_thread
+
 #: Image axes (readout, phase, slice normal) in scanner RAS for each slice orientation.
 ORIENTATION_AXES = {
     "axial": np.array([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]]).T,
@@ -110,8 +112,16 @@ def slice_profile(offsets_mm: np.ndarray, thickness: float) -> np.ndarray:
 
 def _quadratic_terms(u: np.ndarray) -> np.ndarray:
     """Monomials 1, x, y, z, x^2, y^2, z^2, xy, xz, yz of points (N, 3) as an (N, 10) matrix."""
-    x, y, z = u.T
-    return np.stack([np.ones(len(u)), x, y, z, x * x, y * y, z * z, x * y, x * z, y * z], 1)
+    out = np.empty((len(u), 10))
+    block = 1 << 15  # filled by row blocks that stay in cache while their ten columns are written
+    for start in range(0, len(u), block):
+        o, b = out[start : start + block], u[start : start + block]
+        o[:, 0] = 1.0
+        o[:, 1:4] = b
+        np.multiply(b, b, out=o[:, 4:7])
+        for col, (i, j) in enumerate(((0, 1), (0, 2), (1, 2)), start=7):
+            np.multiply(b[:, i], b[:, j], out=o[:, col])
+    return out
 
 
 def make_bias_field(amplitude: float, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
@@ -182,8 +192,11 @@ def acquire(
     chunk = max(1, int(4e6 // (inplane.shape[0] * m)))
     for start in range(0, geo.n_slices, chunk):
         zs = (centres[start : start + chunk, None] + offsets[None, :]).ravel()
-        local = np.concatenate([np.column_stack([inplane, np.full(len(inplane), z)]) for z in zs])
-        pts = centre + local @ geo.axes.T
+        local = np.empty((len(zs) * len(inplane), 3))
+        local[:, :2] = np.tile(inplane, (len(zs), 1))
+        local[:, 2] = np.repeat(zs, len(inplane))
+        with single_blas_thread():
+            pts = centre + local @ geo.axes.T
         sig = sampler(pts)
         if bias is not None:
             sig = sig * bias(pts - centre)

@@ -9,7 +9,7 @@ subject's own head frame onto the template (see :class:`Deformation`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -43,9 +43,14 @@ class TemplateMaps:
         """Voxel indices (..., 3) to template mm."""
         return ijk @ self.affine[:3, :3].T + self.affine[:3, 3]
 
+    @cached_property
+    def voxel_affine(self) -> np.ndarray:
+        """Template mm to voxel indices of the padded grid (4x4, computed once)."""
+        return np.linalg.inv(self.affine)
+
     def voxel(self, xyz: np.ndarray) -> np.ndarray:
         """Template mm (..., 3) to voxel indices of the padded grid."""
-        inv = np.linalg.inv(self.affine)
+        inv = self.voxel_affine
         return xyz @ inv[:3, :3].T + inv[:3, 3]
 
     def axis_mm(self, axis: int) -> np.ndarray:
@@ -109,15 +114,25 @@ class Deformation:
     scale: np.ndarray
 
     @staticmethod
-    def _sample(field_: np.ndarray, affine: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    def grid_coords(affine: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """Points (N, 3) in mm to continuous indices (N, 3) of a coarse field with voxel-to-mm ``affine``."""
         inv = np.linalg.inv(affine)
-        ijk = pts @ inv[:3, :3].T + inv[:3, 3]
-        out = np.empty_like(pts, dtype=np.float32)
+        # float32 points are cast first: numpy's own mixed-type product casts in small buffers (slow), same values
+        return np.asarray(pts, np.float64) @ inv[:3, :3].T + inv[:3, 3]
+
+    @staticmethod
+    def interpolate(field_: np.ndarray, ijk: np.ndarray) -> np.ndarray:
+        """Trilinear interpolation of a coarse (X, Y, Z, 3) field at continuous indices ``ijk`` (N, 3)."""
+        out = np.empty(ijk.shape, np.float32)
         coords = ijk.T
         for c in range(3):
             out[..., c] = ndi.map_coordinates(field_[..., c], coords, order=1, mode="nearest")
         # outside the coarse grid the mapping continues with its local linear behaviour (pure scaling there)
         return out
+
+    @staticmethod
+    def _sample(field_: np.ndarray, affine: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        return Deformation.interpolate(field_, Deformation.grid_coords(affine, pts))
 
     def to_template(self, pts: np.ndarray) -> np.ndarray:
         """Subject-frame mm (N, 3) -> template mm (N, 3)."""
@@ -186,13 +201,14 @@ class Anatomy:
     fractions: dict[str, np.ndarray]  # intracranial classes without lesions
     head: np.ndarray  # uint8 extracranial labels (LABELS), 0 inside the intracranial volume and in air
     icv: np.ndarray  # bool intracranial volume (ground-truth brain mask)
-    pv_score: np.ndarray  # periventricular lesion propensity (higher = earlier lesion)
+    pv_score: np.ndarray  # periventricular lesion propensity (higher = earlier lesion), 0 far outside the brain
     pv_volume_ml: float
     deep_lesions: list[tuple[np.ndarray, float]]  # (centre mm, radius mm)
     deep_noise: np.ndarray
 
     def session_fractions(self, growth: float) -> dict[str, np.ndarray]:
-        """All tissue fractions for a session whose lesion load is (1 + growth) times the baseline."""
+        """All tissue fractions for a session whose lesion load is (1 + growth) times the baseline (read-only
+        arrays, except white matter and lesions)."""
         tm = self.tm
         vox_ml = tm.resolution**3 / 1000.0
         wm = self.fractions["wm"]
@@ -204,18 +220,25 @@ class Anatomy:
             n_pv = min(n_pv, scores.size)
             thr = np.partition(scores, scores.size - n_pv)[scores.size - n_pv]
             lesion |= cand & (self.pv_score >= thr)
-        if self.deep_lesions:
-            ijk = np.indices(tm.shape, dtype=np.float32)
-            for centre, radius in self.deep_lesions:
-                c = tm.voxel(centre)
-                r_vox = radius * (1 + growth / 3) / tm.resolution
-                lo = np.maximum(np.floor(c - 2 * r_vox - 1).astype(int), 0)
-                hi = np.minimum(np.ceil(c + 2 * r_vox + 2).astype(int), tm.shape)
-                sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-                d = np.sqrt(sum((ijk[a][sl] - c[a]) ** 2 for a in range(3)))
-                lesion[sl] |= d < r_vox * (1 + 0.5 * self.deep_noise[sl])
+        for centre, radius in self.deep_lesions:
+            c = tm.voxel(centre)
+            r_vox = radius * (1 + growth / 3) / tm.resolution
+            lo = np.maximum(np.floor(c - 2 * r_vox - 1).astype(int), 0)
+            hi = np.minimum(np.ceil(c + 2 * r_vox + 2).astype(int), tm.shape)
+            sl = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+            # voxel indices of the box along each axis (float32, as np.indices), broadcast against each other
+            ijk = [
+                np.arange(lo[a], hi[a], dtype=np.float32).reshape([-1 if b == a else 1 for b in range(3)])
+                for a in range(3)
+            ]
+            d = np.sqrt(sum((ijk[a] - c[a]) ** 2 for a in range(3)))
+            lesion[sl] |= d < r_vox * (1 + 0.5 * self.deep_noise[sl])
         frac = ndi.gaussian_filter(lesion.astype(np.float32), 0.5) * (wm > 0)
-        out = {k: v.copy() for k, v in self.fractions.items()}
+        # only white matter changes: the other classes are shared, read-only, with the anatomy
+        out = {k: v.view() for k, v in self.fractions.items()}
+        for v in out.values():
+            v.flags.writeable = False
+        out["wm"] = wm.copy()
         moved = np.minimum(frac, out["wm"])
         out["wm"] -= moved
         out["wmh"] = moved.astype(np.float32)
@@ -224,9 +247,20 @@ class Anatomy:
     def labels(self, fractions: dict[str, np.ndarray]) -> np.ndarray:
         """Hard ground-truth labels: argmax of the intracranial fractions inside the ICV, head labels outside."""
         names = list(fractions)
-        stack = np.stack([fractions[n] for n in names])
-        lab = np.asarray([LABELS[n] for n in names], np.uint8)[np.argmax(stack, 0)]
+        # running argmax (first class wins ties, as np.argmax) without stacking the classes
+        best = fractions[names[0]]
+        first = np.zeros(best.shape, np.uint8)
+        for i, name in enumerate(names[1:], start=1):
+            better = fractions[name] > best
+            first[better] = i
+            best = np.maximum(best, fractions[name])
+        lab = np.asarray([LABELS[n] for n in names], np.uint8)[first]
         return np.where(self.icv, lab, self.head).astype(np.uint8)
+
+    @cached_property
+    def icv_box(self) -> tuple[slice, ...]:
+        """Bounding box of the intracranial volume (slices of the template grid)."""
+        return _bbox(self.icv, 0)
 
 
 def _largest_components(mask: np.ndarray, min_vox: int) -> np.ndarray:
@@ -236,6 +270,26 @@ def _largest_components(mask: np.ndarray, min_vox: int) -> np.ndarray:
     sizes = ndi.sum(mask, lab, index=np.arange(1, n + 1))
     keep = np.flatnonzero(sizes >= min_vox) + 1
     return np.isin(lab, keep)
+
+
+def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """Bounding box of the True voxels of ``mask`` widened by ``margin`` voxels, clipped to the grid."""
+    box = []
+    for a, n in enumerate(mask.shape):
+        hit = np.flatnonzero(mask.any(axis=tuple(b for b in range(mask.ndim) if b != a)))
+        box.append(slice(max(int(hit[0]) - margin, 0), min(int(hit[-1]) + margin + 1, n)) if hit.size else slice(0, 0))
+    return tuple(box)
+
+
+def _distance(features: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    """Euclidean distance (voxels) to the nearest True voxel of ``features``, computed inside ``box`` only and
+    inf outside it. Exact inside the box when it holds every feature voxel (otherwise computed everywhere)."""
+    n_in = np.count_nonzero(features[box])
+    if n_in == 0 or n_in != np.count_nonzero(features):
+        return ndi.distance_transform_edt(~features)
+    out = np.full(features.shape, np.inf)
+    out[box] = ndi.distance_transform_edt(~features[box])
+    return out
 
 
 def _box(tm: TemplateMaps, lo: tuple[float, float, float], hi: tuple[float, float, float]) -> np.ndarray:
@@ -265,7 +319,7 @@ def _tube_fraction(tm: TemplateMaps, centres: np.ndarray, radius: float) -> np.n
     ijk = np.round(tm.voxel(centres)).astype(int)
     ok = np.all((ijk >= 0) & (ijk < np.array(tm.shape)), axis=1)
     line[tuple(ijk[ok].T)] = True
-    d = ndi.distance_transform_edt(~line) * tm.resolution
+    d = _distance(line, _bbox(line, int(np.ceil(radius / tm.resolution)) + 2)) * tm.resolution
     return np.clip(radius - d + 0.5 * tm.resolution, 0, tm.resolution) / tm.resolution
 
 
@@ -288,14 +342,16 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     gm -= deep
 
     # atrophy: ventricular enlargement into WM/deep GM, sulcal widening of the cortex
-    dist_v = ndi.distance_transform_edt(~vent) * res
+    # distances are needed only a few mm from their features, or only inside the brain: cropped transforms
+    brain_box = _bbox(mask, int(np.ceil(6.0 / res)) + 2)
+    dist_v = _distance(vent, _bbox(vent, int(np.ceil((1.0 + 4.0 * a) / res)) + 2)) * res
     grow = np.clip((1.0 + 4.0 * a) - dist_v, 0, 1) * mask
     for t in (wm, deep):
         moved = t * grow
         t -= moved
         csf += moved
     sulcal = (csf > 0.5) & ~vent & mask
-    dist_c = ndi.distance_transform_edt(~sulcal) * res
+    dist_c = _distance(sulcal, brain_box) * res
     # GM voxels touching sulcal CSF lose (0.3 + 1.2 a) mm of thickness, as a fraction of the voxel size
     widen = np.where(dist_c <= res * 1.01, min((0.3 + 1.2 * a) / res, 0.9), 0.0).astype(np.float32)
     moved = gm * widen
@@ -304,7 +360,7 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     vent_big = vent | (dist_v < 1.0 + 4.0 * a)
 
     # pial / partial-volume layer: CSF within 1.5 mm of cortical grey matter, outside the ventricles
-    dist_g = ndi.distance_transform_edt(gm < 0.5) * res
+    dist_g = _distance(gm >= 0.5, brain_box) * res
     pial = csf * np.clip(1.5 - dist_g, 0, 1) * 0.5 * ~vent_big
     csf -= pial
 
@@ -437,7 +493,7 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     yv = np.argwhere(vent)[:, 1] if vent.any() else np.array([tm.shape[1] // 2])
     y_mid, y_half = (yv.max() + yv.min()) / 2, max((yv.max() - yv.min()) / 2, 1)
     cap = np.clip(np.abs(np.arange(tm.shape[1]) - y_mid) / y_half - 0.4, 0, 1)[None, :, None] * 2.0
-    dist_vb = ndi.distance_transform_edt(~vent_big) * res
+    dist_vb = _distance(vent_big, brain_box) * res  # used on white matter only (inside brain_box)
     pv_score = (np.exp(-dist_vb / 4.0) * (1 + cap) * (1 + 0.5 * smooth_noise(tm.shape, 4 / res, rng))).astype(
         np.float32
     )

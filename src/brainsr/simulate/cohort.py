@@ -17,7 +17,6 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import ndimage as ndi
 
 import brainsr
 from brainsr import TEMPLATE_SPACE
@@ -25,8 +24,9 @@ from brainsr.bids import SEQUENCES
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.paths import bids
 from brainsr.simulate.acquire import acquire, geometry, rigid
-from brainsr.simulate.anatomy import BRAIN_CENTRE, Anatomy, Deformation, build_anatomy, make_deformation
+from brainsr.simulate.anatomy import BRAIN_CENTRE, Anatomy, build_anatomy, make_deformation
 from brainsr.simulate.mr import DESCRIPTIONS, INTRACRANIAL, LABELS, signal_table
+from brainsr.simulate.warp import HeadWarp, single_blas_thread
 
 GT_NAME = "groundtruth"
 
@@ -201,15 +201,19 @@ def session_plans(sim: dict, params: dict, protocols: dict, sessions: dict) -> l
 
 
 def _signal_map(anat: Anatomy, fractions: dict[str, np.ndarray], field: float, seq: dict) -> np.ndarray:
+    """Noiseless signal on the template grid: fraction-weighted tissue signals inside the ICV, head labels outside."""
     table = signal_table(field, seq)
-    s = np.zeros(anat.tm.shape, np.float32)
+    box = anat.icv_box  # the intracranial sum is needed only there
+    s = np.zeros(anat.icv[box].shape, np.float32)
     for name, f in fractions.items():
-        s += f * np.float32(table[name])
+        s += f[box] * np.float32(table[name])
     head_lut = np.zeros(max(LABELS.values()) + 1, np.float32)
     for name, index in LABELS.items():
         if name != "gliosis":
             head_lut[index] = table[name]
-    return np.where(anat.icv, s, head_lut[anat.head]).astype(np.float32)
+    out = head_lut[anat.head]
+    out[box] = np.where(anat.icv[box], s, out[box])
+    return out
 
 
 def _pose(rng: np.random.Generator, rot_sd: float, trans_sd: float) -> np.ndarray:
@@ -218,12 +222,6 @@ def _pose(rng: np.random.Generator, rot_sd: float, trans_sd: float) -> np.ndarra
         np.clip(rng.normal(0, trans_sd, 3), -3 * trans_sd, 3 * trans_sd),
         BRAIN_CENTRE,
     )
-
-
-def _to_template_voxels(anat: Anatomy, deform: Deformation, pose: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    inv = np.linalg.inv(pose)
-    subj = pts @ inv[:3, :3].T + inv[:3, 3]
-    return anat.tm.voxel(deform.to_template(subj)).T
 
 
 def _nifti(data: np.ndarray, affine: np.ndarray, dtype: type) -> nib.Nifti1Image:
@@ -245,6 +243,8 @@ def simulate_subject(
     res = int(sim.get("template_resolution_mm", 1))
     anat = build_anatomy(params, rng, res)
     deform = make_deformation(anat.tm, np.asarray(params["scale"]), params["deformation_rms_mm"], rng)
+    warp = HeadWarp(anat, deform)
+    icv_u8 = anat.icv.astype(np.uint8)
     min_vox = float(sim.get("min_voxel_mm", 0))
     fine = float(anat.tm.resolution)
     written: list[Path] = []
@@ -303,9 +303,7 @@ def simulate_subject(
             smap = _signal_map(anat, fractions, field, seq)
 
             def sampler(pts: np.ndarray, smap: np.ndarray = smap, seq_pose: np.ndarray = seq_pose) -> np.ndarray:
-                return ndi.map_coordinates(
-                    smap, _to_template_voxels(anat, deform, seq_pose, pts), order=1, cval=0.0, mode="constant"
-                )
+                return warp.sample([smap], seq_pose, pts, order=1)[0]
 
             geo = geometry(seq, min_vox)
             table = signal_table(field, seq)
@@ -350,10 +348,9 @@ def simulate_subject(
             written.append(pj)
             # ground truth on this image's grid: labels, ICV mask, WMH and stroke masks; pose
             ijk = np.indices(data.shape, dtype=np.float32).reshape(3, -1)
-            pts = (aff[:3, :3] @ ijk).T + aff[:3, 3]
-            vox = _to_template_voxels(anat, deform, seq_pose, pts)
-            lab = ndi.map_coordinates(labels, vox, order=0, cval=0, mode="constant").reshape(data.shape)
-            icv = ndi.map_coordinates(anat.icv.astype(np.uint8), vox, order=0, cval=0).reshape(data.shape)
+            with single_blas_thread():
+                pts = (aff[:3, :3] @ ijk).T + aff[:3, 3]
+            lab, icv = (a.reshape(data.shape) for a in warp.sample([labels, icv_u8], seq_pose, pts, order=0))
             for suffix, arr, ent in (
                 ("dseg", lab, {"desc": "tissue"}),
                 ("mask", icv, {"desc": "brain"}),
