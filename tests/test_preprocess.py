@@ -19,6 +19,7 @@ from brainsr.preprocess.pipeline import (
     initial_key,
     prep_label,
     prepare_session,
+    register_keys,
     register_session,
     resample_session,
     transform_keys,
@@ -29,6 +30,9 @@ from brainsr.preprocess.resample import resample, rescale
 from brainsr.preprocess.template import analysis_grid, iso_grid, resample_to_grid, write_grid
 
 SEQS = ("T1w", "T2w", "FLAIR")
+
+
+KEY_EXT = (("affinemi", ".mat"), ("warp", ".nii.gz"))
 
 
 def _phantom(shape=(40, 44, 36), zoom=3.0, shift=(0.0, 0.0, 0.0)) -> nib.Nifti1Image:
@@ -349,6 +353,12 @@ def session_run(p1_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> di
             initial=str(out / "affinemi.mat"),
             syn_iterations=(10, 0),
         )
+        # the session job's form (images read once for every key) gives the same transforms as one call per key
+        again = {k: (str(out / f"again_{k}{e}"), str(out / f"again_{k}_inv{e}")) for k, e in KEY_EXT}
+        register_keys(**common, transforms=again, syn_iterations=(10, 0))
+        assert Path(again["affinemi"][0]).read_bytes() == (out / "affinemi.mat").read_bytes()
+        for path, ref in ((again["warp"][0], "warp.nii.gz"), (again["warp"][1], "winv.nii.gz")):
+            assert np.array_equal(np.asarray(nib.load(path).dataobj), np.asarray(nib.load(out / ref).dataobj))
         outs = {}
         for prep, xfm_tpl, interpolation in (("affinesinc", "affinemi.mat", "sinc"), ("warp", "warp.nii.gz", "linear")):
             outs[prep] = {s: str(out / prep / f"{s}.nii.gz") for s in SEQS}

@@ -18,7 +18,7 @@ from brainsr.preprocess.pipeline import (
     initial_key,
     prep_spec,
     prepare_session,
-    register_session,
+    register_keys,
     resample_session,
     transform_keys,
 )
@@ -55,22 +55,18 @@ def _timed(seconds: dict[str, float], step: str, start: float) -> None:
 def _register_all(
     layout: PrepLayout, ids: tuple[str, str], keys: Sequence[str], pre: Mapping[str, Any], template: Sequence[str]
 ) -> dict[str, float]:
-    seconds: dict[str, float] = {}
-    for key in keys:
-        start, first = time.perf_counter(), initial_key(key)
-        register_session(
-            layout.brain(*ids, "T1w"),
-            layout.mask(*ids),
-            template[0],
-            template[1],
-            key=key,
-            out=layout.tpl_xfm(*ids, key),
-            out_inverse=layout.tpl_xfm(*ids, key, inverse=True),
-            initial=layout.tpl_xfm(*ids, first) if first else None,
-            level_mm=float(pre["level_mm"]),
-            syn_iterations=tuple(pre["syn_iterations"]),
-        )
-        _timed(seconds, f"register {key}", start)
+    infos = register_keys(
+        layout.brain(*ids, "T1w"),
+        layout.mask(*ids),
+        template[0],
+        template[1],
+        transforms={k: (layout.tpl_xfm(*ids, k), layout.tpl_xfm(*ids, k, inverse=True)) for k in keys},
+        level_mm=float(pre["level_mm"]),
+        syn_iterations=tuple(pre["syn_iterations"]),
+    )
+    seconds = {f"register {key}": round(float(info["seconds"]), 2) for key, info in infos.items()}
+    for step, sec in seconds.items():
+        log.info("%s: %.1f s", step, sec)
     return seconds
 
 

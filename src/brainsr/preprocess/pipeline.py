@@ -27,7 +27,15 @@ from brainsr.preprocess.register import invert_linear, register_linear, register
 from brainsr.preprocess.resample import resample, rescale
 from brainsr.preprocess.template import iso_grid, resample_to_grid
 
-__all__ = ["initial_key", "prep_label", "prepare_session", "register_session", "resample_session", "transform_keys"]
+__all__ = [
+    "initial_key",
+    "prep_label",
+    "prepare_session",
+    "register_keys",
+    "register_session",
+    "resample_session",
+    "transform_keys",
+]
 
 REFERENCE = "T1w"
 
@@ -183,6 +191,40 @@ def prepare_session(
     return {"engine": engine, "brain_ml": float(mask.sum() * voxel_ml), "seconds": timings}
 
 
+def _session_images(
+    brain_t1w: str, mask: str, template: str, template_mask: str
+) -> tuple[nib.Nifti1Image, nib.Nifti1Image, nib.Nifti1Image]:
+    """(template, template mask, session T1w brain on the mask's isotropic grid): the registrations' inputs."""
+    mask_img = load_checked(mask)
+    moving = resample_to_grid(load_checked(brain_t1w), mask_img.affine, mask_img.shape, order=1)
+    return load_checked(template), load_checked(template_mask), moving
+
+
+def _register_key(
+    images: tuple[nib.Nifti1Image, nib.Nifti1Image, nib.Nifti1Image],
+    key: str,
+    out: tuple[str, str],
+    initial: str | None,
+    level_mm: float,
+    syn_iterations: tuple[int, ...],
+) -> dict:
+    """One template transform (and its inverse) from loaded images (see :func:`register_session`)."""
+    fixed, fixed_mask, moving = images
+    if key == "warp":
+        if not initial:
+            raise ValueError("the warp registration needs the affinemi transform as its initial transform")
+        return register_warp(fixed, moving, initial, out[0], out[1], level_mm=level_mm, iterations=syn_iterations)
+    for alignment in ("rigid", "affine"):
+        if key.startswith(alignment):
+            cost = key[len(alignment) :]
+            info = register_linear(
+                fixed, moving, alignment, cost, out[0], fixed_mask=fixed_mask, level_mm=level_mm, initial=initial
+            )
+            invert_linear(out[0], out[1])
+            return info
+    raise ValueError(f"unknown transform key {key!r} (expected rigid<cost>, affine<cost> or warp)")
+
+
 def register_session(
     brain_t1w: str,
     mask: str,
@@ -201,28 +243,30 @@ def register_session(
     ``warp`` needs ``initial``, the ``affinemi`` transform it starts from; ``rigidcr``/``affinecr`` start from
     ``initial`` (the ``rigidmi``/``affinemi`` transform, see :func:`initial_key`) when given.
     """
-    mask_img = load_checked(mask)
-    moving = resample_to_grid(load_checked(brain_t1w), mask_img.affine, mask_img.shape, order=1)
-    fixed, fixed_mask = load_checked(template), load_checked(template_mask)
-    if key == "warp":
-        if not initial:
-            raise ValueError("the warp registration needs the affinemi transform as its initial transform")
-        return register_warp(fixed, moving, initial, out, out_inverse, level_mm=level_mm, iterations=syn_iterations)
-    for alignment in ("rigid", "affine"):
-        if key.startswith(alignment):
-            info = register_linear(
-                fixed,
-                moving,
-                alignment,
-                key[len(alignment) :],
-                out,
-                fixed_mask=fixed_mask,
-                level_mm=level_mm,
-                initial=initial,
-            )
-            invert_linear(out, out_inverse)
-            return info
-    raise ValueError(f"unknown transform key {key!r} (expected rigid<cost>, affine<cost> or warp)")
+    images = _session_images(brain_t1w, mask, template, template_mask)
+    return _register_key(images, key, (out, out_inverse), initial, level_mm, syn_iterations)
+
+
+def register_keys(
+    brain_t1w: str,
+    mask: str,
+    template: str,
+    template_mask: str,
+    *,
+    transforms: Mapping[str, tuple[str, str]],
+    level_mm: float = 2.0,
+    syn_iterations: tuple[int, ...] = (40, 20),
+) -> dict[str, dict]:
+    """Step 2 for several keys at once, the images read once: ``transforms`` maps each key to its (forward,
+    inverse) files, in an order where a key comes after the one it starts from (:func:`initial_key`), which is
+    then its initial transform. Returns each key's registration summary."""
+    images = _session_images(brain_t1w, mask, template, template_mask)
+    done: dict[str, dict] = {}
+    for key, out in transforms.items():
+        first = initial_key(key)
+        initial = transforms[first][0] if first in done else None
+        done[key] = _register_key(images, key, out, initial, level_mm, syn_iterations)
+    return done
 
 
 def resample_session(
