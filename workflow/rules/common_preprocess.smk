@@ -4,7 +4,7 @@
 # Outputs form a BIDS-derivatives dataset under <output_dir>/preprocess.
 
 from brainsr.preprocess.chain import SETTING_KEYS, session_keys
-from brainsr.preprocess.layout import PrepLayout, sidecar
+from brainsr.preprocess.layout import PrepLayout
 from brainsr.preprocess.pipeline import prep_label, prep_spec as _prep_spec
 
 PRE = config["preprocess"]
