@@ -217,12 +217,12 @@ def upsample_scans(
 
     def record(step: str, sec: float) -> None:
         seconds[step] = sec
-        log.info("%s: %.1f s", step, sec)
         if step_done is not None:
             step_done(step, sec)
 
     def done(step: str, start: float) -> None:
         record(step, time.perf_counter() - start)
+        log.info("%s: %.1f s", step, seconds[step])
 
     with contextlib.ExitStack() as stack:  # the work folder is removed however the run ends
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="brainsr-upsample-")))
@@ -272,7 +272,7 @@ def upsample_scans(
             template_mask=template_mask,
             qc=False,
         )
-        for step, sec in steps.items():
+        for step, sec in steps.items():  # logged by the chain as each ran
             record(step, sec)
         brains = {q: layout.brain(*ids, q) for q in seqs}
         to_t1w = {q: layout.seq_xfm(*ids, q) for q in seqs[1:]}
