@@ -329,7 +329,10 @@ def upsample_scans(
                 f"rescaled to [0, 1] (percentiles {list(percentiles)}, core {core_mm:g} mm)",
                 "upsampling with the model, mapped back onto each clinical grid (linear)",
             ],
-            "Preprocessing": {k: preprocess[k] for k in ("grid_mm", "iso_mm", "level_mm", "bias", "syn_iterations")},
+            "Preprocessing": {
+                k: preprocess[k]
+                for k in ("grid_mm", "iso_mm", "level_mm", "session_level_mm", "bias", "syn_iterations")
+            },
             "Software": _versions(),
             "Seconds": {k: round(v, 2) for k, v in seconds.items()},
         }

@@ -29,7 +29,7 @@ log = logging.getLogger("brainsr.preprocess")
 
 #: Keys of the config's ``preprocess`` section that change a session's outputs (the rule's params).
 SETTING_KEYS = (
-    "bias", "brain", "iso_mm", "level_mm", "syn_iterations", "variants", "warp_interpolation",
+    "bias", "brain", "iso_mm", "level_mm", "session_level_mm", "syn_iterations", "variants", "warp_interpolation",
     "rescale_percentiles", "rescale_core_mm", "primary",
 )  # fmt: skip
 
@@ -140,7 +140,7 @@ def preprocess_session(
         brain=pre["brain"],
         manual_mask=manual_mask,
         iso_mm=float(pre["iso_mm"]),
-        level_mm=float(pre["level_mm"]),
+        level_mm=float(pre["session_level_mm"]),
     )
     _timed(seconds, f"prepare (brain {info['brain_ml']:.0f} ml, {info['engine']})", start)
     seconds.update(_register_all(layout, ids, session_keys(preps, pre), pre, (template, template_mask)))

@@ -23,8 +23,8 @@ from brainsr import __version__
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.preprocess.bias import correct_bias
 from brainsr.preprocess.images import ImageInputError, load_checked, load_scan, scoped_tmpdir, zooms_mm
-from brainsr.preprocess.register import invert_linear, register_linear, register_warp
-from brainsr.preprocess.resample import resample, rescale
+from brainsr.preprocess.register import downsample, invert_linear, register_linear, register_warp
+from brainsr.preprocess.resample import brain_core, resample, rescale, sinc_resample
 from brainsr.preprocess.template import iso_grid, resample_to_grid
 
 __all__ = [
@@ -116,7 +116,7 @@ def prepare_session(
     brain: Mapping[str, object],
     manual_mask: str | None = None,
     iso_mm: float = 1.0,
-    level_mm: float = 2.0,
+    level_mm: float = 3.0,
 ) -> dict:
     """Step 1 for one session. ``images``: raw path per sequence (T1w first); outputs named by the caller.
 
@@ -191,17 +191,16 @@ def prepare_session(
     return {"engine": engine, "brain_ml": float(mask.sum() * voxel_ml), "seconds": timings}
 
 
-def _session_images(
-    brain_t1w: str, mask: str, template: str, template_mask: str
-) -> tuple[nib.Nifti1Image, nib.Nifti1Image, nib.Nifti1Image]:
-    """(template, template mask, session T1w brain on the mask's isotropic grid): the registrations' inputs."""
+def _session_images(brain_t1w: str, mask: str, template: str, template_mask: str, level_mm: float) -> tuple:
+    """(template, template mask, session T1w brain on the mask's isotropic grid), each downsampled to
+    ``level_mm`` once (:func:`~brainsr.preprocess.register.downsample`): the registrations' inputs."""
     mask_img = load_checked(mask)
     moving = resample_to_grid(load_checked(brain_t1w), mask_img.affine, mask_img.shape, order=1)
-    return load_checked(template), load_checked(template_mask), moving
+    return tuple(downsample(img, level_mm) for img in (load_checked(template), load_checked(template_mask), moving))
 
 
 def _register_key(
-    images: tuple[nib.Nifti1Image, nib.Nifti1Image, nib.Nifti1Image],
+    images: tuple,
     key: str,
     out: tuple[str, str],
     initial: str | None,
@@ -243,7 +242,7 @@ def register_session(
     ``warp`` needs ``initial``, the ``affinemi`` transform it starts from; ``rigidcr``/``affinecr`` start from
     ``initial`` (the ``rigidmi``/``affinemi`` transform, see :func:`initial_key`) when given.
     """
-    images = _session_images(brain_t1w, mask, template, template_mask)
+    images = _session_images(brain_t1w, mask, template, template_mask, level_mm)
     return _register_key(images, key, (out, out_inverse), initial, level_mm, syn_iterations)
 
 
@@ -260,7 +259,7 @@ def register_keys(
     """Step 2 for several keys at once, the images read once: ``transforms`` maps each key to its (forward,
     inverse) files, in an order where a key comes after the one it starts from (:func:`initial_key`), which is
     then its initial transform. Returns each key's registration summary."""
-    images = _session_images(brain_t1w, mask, template, template_mask)
+    images = _session_images(brain_t1w, mask, template, template_mask, level_mm)
     done: dict[str, dict] = {}
     for key, out in transforms.items():
         first = initial_key(key)
@@ -288,13 +287,14 @@ def resample_session(
     mask_tpl = _binary(resample(load_checked(mask), grid, [xfm_template], "linear"))
     if not mask_tpl.any():
         raise ImageInputError(mask, "brain mask is empty after alignment to the template")
-    info = {}
+    info, core = {}, brain_core(mask_tpl, core_mm, zooms_mm(grid))
     for seq, path in brains.items():
         chain = [xfm_template] + ([] if seq == REFERENCE else [xfm_to_reference[seq]])
-        moved = resample(load_checked(path), grid, chain, interpolation)
-        data, scale = rescale(
-            np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles, core_mm, zooms_mm(grid)
-        )
+        if interpolation == "sinc" and all(str(t).endswith(".mat") for t in chain):  # only the mask is kept
+            moved = sinc_resample(load_checked(path), grid, chain, mask_tpl)
+        else:
+            moved = resample(load_checked(path), grid, chain, interpolation)
+        data, scale = rescale(np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles, core_mm, core=core)
         atomic_save_nifti(nib.Nifti1Image(data, grid.affine), out_images[seq])
         _sidecar(
             Path(str(out_images[seq]).removesuffix(".nii.gz")).with_suffix(".json"),

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -49,11 +50,12 @@ def ras_to_lps(points: np.ndarray) -> np.ndarray:
     return np.asarray(points, float) @ _LPS
 
 
-def downsample(img: nib.Nifti1Image, level_mm: float) -> object:
-    """``img`` as an ANTs image resampled (Gaussian anti-aliased, linear) to isotropic ``level_mm``."""
+def downsample(img: nib.Nifti1Image | Any, level_mm: float) -> Any:
+    """``img`` (nibabel or ANTs) as an ANTs image resampled (Gaussian anti-aliased, linear) to isotropic
+    ``level_mm``; an ANTs image already on such a grid is returned as it is (so callers may downsample once)."""
     import ants
 
-    a = to_ants(img)
+    a = to_ants(img) if isinstance(img, nib.Nifti1Image) else img
     if min(a.spacing) >= level_mm * 0.99 and max(a.spacing) <= level_mm * 1.01:
         return a
     sigma = [max(0.0, (level_mm / s) ** 2 - 1) ** 0.5 / 2.355 for s in a.spacing]
@@ -68,13 +70,13 @@ def _save(src: str, dst: str | Path) -> None:
 
 
 def register_linear(
-    fixed: nib.Nifti1Image,
-    moving: nib.Nifti1Image,
+    fixed: nib.Nifti1Image | Any,
+    moving: nib.Nifti1Image | Any,
     alignment: str,
     cost: str,
     out: str | Path,
     *,
-    fixed_mask: nib.Nifti1Image | None = None,
+    fixed_mask: nib.Nifti1Image | Any | None = None,
     level_mm: float = 2.0,
     iterations: tuple[int, ...] = (100, 50, 20),
     initial: str | Path | None = None,
@@ -137,8 +139,8 @@ def invert_linear(src: str | Path, dst: str | Path) -> None:
 
 
 def register_warp(
-    fixed: nib.Nifti1Image,
-    moving: nib.Nifti1Image,
+    fixed: nib.Nifti1Image | Any,
+    moving: nib.Nifti1Image | Any,
     initial: str | Path,
     out: str | Path,
     out_inverse: str | Path,

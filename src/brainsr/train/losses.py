@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -102,6 +101,14 @@ def gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
     return (w / w.sum()).to(torch.float32)
 
 
+def _band(n: int, g: Tensor) -> Tensor:
+    """(n, n - len(g) + 1) matrix whose column j holds ``g`` at rows j..j + len(g) - 1: ``x @ band`` is the
+    'valid' correlation of the rows of ``x`` with ``g``."""
+    k = len(g)
+    rows = torch.arange(n, device=g.device)[:, None] - torch.arange(n - k + 1, device=g.device)[None, :]
+    return torch.where((rows >= 0) & (rows < k), g[rows.clamp(0, k - 1)], torch.zeros((), device=g.device))
+
+
 def _ssim_map(
     pred: Tensor,
     target: Tensor,
@@ -114,7 +121,7 @@ def _ssim_map(
 ) -> Tensor:
     """SSIM map (N, C, H - window + 1, W - window + 1) in float32 (paper eq. 5, Wang et al. 2004 eq. 13).
 
-    Local statistics are Gaussian-weighted means computed with a separable depthwise 'valid' convolution, with
+    Local statistics are Gaussian-weighted means computed with a separable 'valid' filter (two matrix products), with
     population (co)variances (skimage ``use_sample_covariance=False``). Autocast is disabled inside.
     """
     _check_pair(pred, target)
@@ -135,10 +142,10 @@ def _ssim_map(
         x = x - off_x
         y = y - off_y
         g = gaussian_window(window, sigma).to(x.device)
-        groups = 5 * c
         stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (N, 5C, H, W)
-        stack = F.conv2d(stack, g.view(1, 1, 1, window).expand(groups, 1, 1, window), groups=groups)
-        stack = F.conv2d(stack, g.view(1, 1, window, 1).expand(groups, 1, window, 1), groups=groups)
+        stack = stack @ _band(w, g)  # 'valid' Gaussian filter along W, then H: matrix products (BLAS) run
+        stack = (stack.transpose(-1, -2) @ _band(h, g)).transpose(-1, -2)  # several times faster than a
+        # depthwise convolution on CPUs, same values to float rounding
         m_x, m_y, e_xx, e_yy, e_xy = stack.split(c, dim=1)
         var_x = e_xx - m_x * m_x
         var_y = e_yy - m_y * m_y
