@@ -234,6 +234,33 @@ def test_bias_engine_errors(monkeypatch) -> None:
         correct_bias(_phantom(), "n5")
 
 
+FAKE_FAST = """#!{python}
+# stand-in for FSL fast -B: writes <out>_restore.nii.gz, the input doubled
+import sys
+import nibabel as nib
+import numpy as np
+assert "-B" in sys.argv
+out = [a for a in sys.argv if a.startswith("--out=")][0][len("--out="):]
+img = nib.load(sys.argv[-1])
+nib.Nifti1Image(np.asarray(img.dataobj) * 2.0, img.affine).to_filename(out + "_restore.nii.gz")
+"""
+
+
+def test_fast_engine_runs_through_fslpy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import stat
+    import sys
+
+    bindir = tmp_path / "fsl" / "bin"
+    bindir.mkdir(parents=True)
+    (bindir / "fast").write_text(FAKE_FAST.format(python=sys.executable))
+    (bindir / "fast").chmod(0o755 | stat.S_IXUSR)
+    monkeypatch.setenv("FSLDIR", str(tmp_path / "fsl"))
+    img = _phantom()
+    out, info = correct_bias(img, "fast")
+    assert info["engine"] == "fast"
+    assert np.allclose(np.asarray(out.dataobj), 2.0 * np.clip(img.get_fdata(), 0, None), atol=1e-3)
+
+
 # ---------------------------------------------------------------------------------------------------- registration
 def test_register_linear_mi_recovers_translation_and_inverse(tmp_path: Path) -> None:
     fixed = _phantom()

@@ -56,7 +56,14 @@ def test_session_outputs_counts_every_file_once() -> None:
     out = lay.session_outputs("{subject}", "{session}", ["affinelinear", "warp"], ["affinemi", "affinecr", "warp"])
     files = [f for group in out.values() for f in group]
     assert len(files) == len(set(files))
-    # 3 brains + 3 sidecars, mask, 2 sequence transforms, 3 template transforms x 2 directions,
-    # 2 preps x (3 images + 3 sidecars + mask), QC table and figure
-    assert len(files) == 6 + 1 + 2 + 6 + 14 + 2
+    # 3 brains + 3 sidecars, mask, 2 sequence transforms, 3 template transforms x 2 directions, FLIRT copies of
+    # the 4 linear ones (2 sequence, affinemi, affinecr), 2 preps x (3 images + 3 sidecars + mask), QC table and figure
+    assert len(files) == 6 + 1 + 2 + 6 + 4 + 14 + 2
+    assert (
+        lay.flirt("P", "c", key="affinecr")
+        == "r/sub-P/ses-c/anat/sub-P_ses-c_from-T1w_to-MNI_mode-image_desc-affinecr_xfm.flirt.mat"
+    )
+    assert (
+        lay.flirt("P", "c", seq="FLAIR") == "r/sub-P/ses-c/anat/sub-P_ses-c_from-FLAIR_to-T1w_mode-image_xfm.flirt.mat"
+    )
     assert all("{subject}" in f and "{session}" in f for f in files)

@@ -17,6 +17,7 @@ from brainsr.report.figures import (
     bland_altman_figure,
     gradcam_figure,
     longitudinal_figure,
+    metric_distribution_figure,
     segmentation_figure,
 )
 from brainsr.report.rating import write_rating_sheet
@@ -216,7 +217,26 @@ def test_group_figures_are_written(tmp_path):
             for c in ("csf", "sinus", "pial")
         ]
     )
-    assert len(longitudinal_figure(controls, ("csf", "sinus", "pial"), "Fig. 13").axes) == 3
+    fig13 = longitudinal_figure(controls, ("csf", "sinus", "pial"), "Fig. 13")
+    assert len(fig13.axes) == 3
+    strip = np.concatenate([c.get_offsets()[:, 1] for c in fig13.axes[0].collections])
+    assert sorted(strip) == [10, 10, 12, 12]  # every control and month drawn once (strip plot over the boxes)
+    image = pd.DataFrame(
+        [
+            {"subject": s, "protocol": p, "method": m, "sequence": q, "metric": k, "region": r, "value": 1.0}
+            for s, p in (("P1", "P2"), ("P2", "P2"), ("P3", "P3"))
+            for m in ("interpaffinelinear", "model0")
+            for q in ("T1w", "FLAIR")
+            for k in ("mae", "psnr", "ssim", "nmse")
+            for r in ("brain", "fov")
+        ]
+    )
+    fig = metric_distribution_figure(image, ["interpaffinelinear", "model0"], "metrics")
+    assert [ax.get_ylabel() for ax in fig.axes] == ["MAE", "PSNR (dB)", "SSIM"]
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["P2", "P3"] and fig.axes[1].get_legend() is None
+    # every brain value of one metric is drawn once: 3 subjects x 2 methods x 2 sequences
+    assert sum(len(c.get_offsets()) for c in fig.axes[0].collections) == 12
     flair = np.random.default_rng(1).random((12, 12, 8))
     labels = np.zeros((12, 12, 8), int)
     labels[3:9, 3:9, 2:6] = 4

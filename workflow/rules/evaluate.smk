@@ -133,6 +133,7 @@ rule report_tables:
         findings_html=_report("findings_html", "findings", CLAIMS, "Summary table"),
         fig10_png=_report("fig10_png", "fig10", SEGMENTATION, "Fig. 10"),
         fig13_png=_report("fig13_png", "fig13", LONGITUDINAL, "Fig. 13"),
+        metrics_png=_report("metrics_png", "metrics", BEST_MODEL, "Metrics by protocol"),
     params:
         spec=lambda wc: json.dumps(group_spec(), sort_keys=True),
         tables=lambda wc, output: os.path.dirname(output.table1),

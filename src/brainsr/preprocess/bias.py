@@ -6,10 +6,7 @@ nothing useful, so a head mask (Otsu threshold, closing, hole filling, largest c
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -76,18 +73,6 @@ def _n4(img: nib.Nifti1Image, fit_mm: float, iterations: list[int], tol: float) 
     return data, mask
 
 
-def _fast(img: nib.Nifti1Image) -> np.ndarray:
-    """FSL FAST bias-field correction (``fast -B``), when ``$FSLDIR`` is set."""
-    fsldir = os.environ.get("FSLDIR")
-    if not fsldir:
-        raise RuntimeError("bias engine 'fast' needs FSL, but $FSLDIR is not set (use engine 'n4')")
-    with scoped_tmpdir() as tmp:
-        src = Path(tmp) / "in.nii.gz"
-        nib.save(img, src)
-        subprocess.run([f"{fsldir}/bin/fast", "-B", "-o", str(Path(tmp) / "fast"), str(src)], check=True)
-        return np.asarray(nib.load(Path(tmp) / "fast_restore.nii.gz").dataobj, dtype=np.float32)
-
-
 def correct_bias(
     img: nib.Nifti1Image,
     engine: str = "n4",
@@ -105,7 +90,9 @@ def correct_bias(
         data, mask = _n4(img, fit_mm, list(iterations), tol)
         info.update(fit_mm=fit_mm, head_mask_ml=float(mask.sum() * fit_mm**3 / 1000.0))
     else:
-        data = _fast(img)
+        from brainsr.preprocess.fsl import fast_restore
+
+        data = fast_restore(img)
     data = np.clip(data, 0, None)
     info["seconds"] = time.perf_counter() - start
     return nib.Nifti1Image(data, img.affine), info

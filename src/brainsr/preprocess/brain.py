@@ -37,19 +37,13 @@ where a user-supplied mask replaces the engine's.
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
-
-from brainsr.preprocess.images import scoped_tmpdir
 
 __all__ = [
     "COMMON_PARAMETERS",
@@ -492,32 +486,15 @@ def _engine_morph(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> n
 
 
 def _engine_fsl(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> np.ndarray:
-    fsldir = os.environ.get("FSLDIR", "")
-    if not fsldir:
-        raise BrainExtractionError(
-            "FSL BET requested but $FSLDIR is not set; install FSL and set $FSLDIR, or use engine 'morph' or 'bet'"
-        )
-    bet = Path(fsldir) / "bin" / "bet"
-    if not bet.exists():
-        found = shutil.which("bet")
-        if found is None:
-            raise BrainExtractionError(f"FSL BET requested but {bet} does not exist and 'bet' is not on PATH")
-        bet = Path(found)
+    from brainsr.preprocess.fsl import bet_mask
+
     seq = _pick_sequence(images, str(p["sequence"]))
     img = images[seq]
     zooms = _zooms(img.affine)
-    with scoped_tmpdir(prefix="brainsr-bet-") as tmp:
-        src = tmp / "in.nii.gz"
-        nib.Nifti1Image(_data(img), img.affine).to_filename(src)
-        env = {**os.environ, "FSLOUTPUTTYPE": "NIFTI_GZ"}
-        cmd = [str(bet), str(src), str(tmp / "out"), "-m", "-n", "-R", "-f", str(float(p["frac"]))]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        out = tmp / "out_mask.nii.gz"
-        if proc.returncode != 0 or not out.exists():
-            raise BrainExtractionError(
-                f"FSL bet failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()}"
-            )
-        mask = np.asarray(nib.load(out).dataobj) > 0
+    try:
+        mask = bet_mask(nib.Nifti1Image(_data(img), img.affine), float(p["frac"]))
+    except RuntimeError as exc:  # FSL missing, or bet failed (fslpy raises on a non-zero exit)
+        raise BrainExtractionError(str(exc)) from exc
     if mask.shape != img.shape[:3]:
         raise BrainExtractionError(f"FSL bet returned a mask of shape {mask.shape}, expected {img.shape[:3]}")
     mask = _postprocess(mask)

@@ -2,8 +2,9 @@
 upsample`` and ``benchmarks/preprocess.py`` all run.
 
 Steps (each in :mod:`brainsr.preprocess.pipeline`): bias correction + brain extraction, the template transforms
-the requested preps need (each estimated once, in dependency order), then every prep on the analysis grid, then
-the session's alignment QC figure and table. Names come from :class:`~brainsr.preprocess.layout.PrepLayout`.
+the requested preps need (each estimated once, in dependency order) with FLIRT-convention copies of the linear
+ones (:mod:`brainsr.preprocess.flirt`), then every prep on the analysis grid, then the session's alignment QC
+figure and table. Names come from :class:`~brainsr.preprocess.layout.PrepLayout`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,18 @@ def _register_all(
     for step, sec in seconds.items():
         log.info("%s: %.1f s", step, sec)
     return seconds
+
+
+def _write_flirt(layout: PrepLayout, ids: tuple[str, str], keys: Sequence[str], template: str) -> None:
+    """FLIRT-convention copies of the session's linear transforms (sequence -> T1w, T1w -> template)."""
+    from brainsr.preprocess.flirt import write_flirt
+
+    t1w = layout.brain(*ids, "T1w")
+    for seq in layout.sequences[1:]:
+        write_flirt(layout.seq_xfm(*ids, seq), layout.brain(*ids, seq), t1w, layout.flirt(*ids, seq=seq))
+    for key in keys:
+        if key != "warp":
+            write_flirt(layout.tpl_xfm(*ids, key), t1w, template, layout.flirt(*ids, key=key))
 
 
 def _resample_all(
@@ -143,7 +156,9 @@ def preprocess_session(
         level_mm=float(pre["session_level_mm"]),
     )
     _timed(seconds, f"prepare (brain {info['brain_ml']:.0f} ml, {info['engine']})", start)
-    seconds.update(_register_all(layout, ids, session_keys(preps, pre), pre, (template, template_mask)))
+    keys = session_keys(preps, pre)
+    seconds.update(_register_all(layout, ids, keys, pre, (template, template_mask)))
+    _write_flirt(layout, ids, keys, template)
     seconds.update(_resample_all(layout, ids, preps, pre, template))
     if qc:
         start = time.perf_counter()

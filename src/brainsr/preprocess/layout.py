@@ -51,6 +51,14 @@ class PrepLayout:
             subject, session, from_=ends[0], to=ends[1], desc=key, mode="image", suffix="xfm", extension=ext
         )
 
+    def flirt(self, subject: str, session: str, *, seq: str | None = None, key: str | None = None) -> str:
+        """FLIRT-convention copy (``.flirt.mat``) of a linear transform: ``seq`` -> T1w, or T1w -> template ``key``
+        (:mod:`brainsr.preprocess.flirt`)."""
+        ends, desc = ((seq, "T1w"), None) if seq else (("T1w", self.space), key)
+        return self._anat(
+            subject, session, from_=ends[0], to=ends[1], desc=desc, mode="image", suffix="xfm", extension=".flirt.mat"
+        )
+
     def image(self, subject: str, session: str, prep: str, seq: str) -> str:
         """A sequence on the analysis grid under one prep, masked and rescaled."""
         return self._anat(subject, session, space=self.space, desc=prep, suffix=seq)
@@ -84,6 +92,8 @@ class PrepLayout:
             "mask": [self.mask(subject, session)],
             "seq_xfm": [self.seq_xfm(subject, session, q) for q in later],
             "tpl_xfm": [self.tpl_xfm(subject, session, k, inv) for k in keys for inv in (False, True)],
+            "flirt": [self.flirt(subject, session, seq=q) for q in later]
+            + [self.flirt(subject, session, key=k) for k in keys if k != "warp"],
             "images": images,
             "images_json": [sidecar(i) for i in images],
             "image_masks": [self.image_mask(subject, session, p) for p in preps],

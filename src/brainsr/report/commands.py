@@ -47,7 +47,11 @@ GROUP_TABLES = {
     "fig13": "fig13_longitudinal.tsv",
     "findings": "evaluation_findings.tsv",
 }
-GROUP_FIGURES = {"fig10": "fig10_bland_altman.png", "fig13": "fig13_longitudinal.png"}
+GROUP_FIGURES = {
+    "fig10": "fig10_bland_altman.png",
+    "fig13": "fig13_longitudinal.png",
+    "metrics": "image_metrics_by_protocol.png",
+}
 #: Headings of the group tables the HTML report shows, written as <stem>.html pages by ``--html``.
 REPORT_TABLES = {
     "table1": "Table 1 (paper 4.6): U-Net, ViT and Model 0 against their interpolation baseline",
@@ -126,8 +130,8 @@ def _image_table(image: pd.DataFrame, methods: Mapping, models: Mapping, names: 
 def write_group_tables(
     spec: Mapping, tables: str | Path, figures: str | Path, html: str | Path | None = None
 ) -> dict[str, Path]:
-    """Every group table and the Fig. 10 and 13 figures, and with *html* the REPORT_TABLES as HTML pages there
-    (keys ``<key>_html``); returns ``{key: path}``."""
+    """Every group table, the Fig. 10 and 13 figures and the metrics-by-protocol figure, and with *html* the
+    REPORT_TABLES as HTML pages there (keys ``<key>_html``); returns ``{key: path}``."""
     from brainsr.report import figures as figs
     from brainsr.report.html import table_html
 
@@ -198,6 +202,12 @@ def write_group_tables(
     else:
         fig = figs.note_figure("Fig. 13: no control subjects with repeated research scans", (5, 2))
     written["fig13_png"] = atomic_savefig(fig, figures / GROUP_FIGURES["fig13"], dpi=110)
+    fig = figs.metric_distribution_figure(
+        image,
+        list(methods),
+        f"Image metrics in the brain per test subject and sequence ({len(spec['subjects'])} subjects)",
+    )
+    written["metrics_png"] = atomic_savefig(fig, figures / GROUP_FIGURES["metrics"], dpi=110)
     return written
 
 

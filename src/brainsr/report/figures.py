@@ -5,7 +5,9 @@
 - Fig. 8: the attention gates' masks (paper 3.7); Fig. 9: the critic's Grad-CAM of generated and target slices;
 - Fig. 10: Bland-Altman plots of class volumes against the research scan's;
 - Figs. 11-12: segmentation classes and WMH over FLAIR for research, interpolated and upsampled scans;
-- Fig. 13: longitudinal variability of the control subjects' volumes (box plots per month).
+- Fig. 13: longitudinal variability of the control subjects' volumes (box plots per month);
+- beyond the paper: the image metrics of every test subject per method, by acquisition protocol.
+The statistical figures (Bland-Altman, box plots, distributions) are drawn with seaborn.
 Slices are shown in RAS orientation (the left of each image is the subject's left).
 """
 
@@ -19,6 +21,7 @@ matplotlib.use("Agg")
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -37,6 +40,7 @@ __all__ = [
     "load_canonical",
     "longitudinal_figure",
     "mask_centre",
+    "metric_distribution_figure",
     "note_figure",
     "segmentation_figure",
     "show_slice",
@@ -241,7 +245,8 @@ def bland_altman_figure(points: pd.DataFrame, table: pd.DataFrame, methods: list
             mean = (p.volume_ml + p.volume_ml_research) / 2
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = 100 * (p.volume_ml - p.volume_ml_research) / mean
-            ax.scatter(mean, pct, s=18, color="k")
+            hue = "protocol" if "protocol" in p and len(p) else None
+            sns.scatterplot(x=mean, y=pct, hue=p[hue] if hue else None, s=24, ax=ax, legend=False)
             row = table[(table["class"] == cls) & (table.method == method)]
             if len(row) and np.isfinite(row.bias_pct.iloc[0]):
                 b, lo, hi = row.bias_pct.iloc[0], row.loa_low_pct.iloc[0], row.loa_high_pct.iloc[0]
@@ -275,13 +280,33 @@ def longitudinal_figure(volumes: pd.DataFrame, classes: tuple[str, ...], title: 
     months = sorted(volumes.month.unique())
     for ax, cls in zip(axes, classes, strict=True):
         part = volumes[volumes["class"] == cls]
-        data = [part[part.month == m].volume_ml.to_numpy() for m in months]
-        ax.boxplot(data, positions=range(len(months)), widths=0.5)
-        for i, d in enumerate(data):
-            ax.scatter(np.full(d.size, i), d, s=12, color="tab:blue", zorder=3)
-        ax.set_xticks(range(len(months)), [str(m) for m in months])
+        sns.boxplot(data=part, x="month", y="volume_ml", order=months, color="0.85", width=0.5, fliersize=0, ax=ax)
+        sns.stripplot(data=part, x="month", y="volume_ml", order=months, color="tab:blue", size=4, ax=ax)
         ax.set_xlabel("month")
         ax.set_ylabel("volume (ml)")
         ax.set_title(CLASS_NAMES[cls])
+    fig.suptitle(title)
+    return fig
+
+
+def metric_distribution_figure(image: pd.DataFrame, methods: list[str], title: str) -> Figure:
+    """Image metrics in the brain (MAE, PSNR, SSIM) of each test subject and sequence, per method (rows of the
+    image-metrics table), coloured by acquisition protocol: the spread behind Table S1's means."""
+    metrics = ("mae", "psnr", "ssim")
+    shown = image[(image.region == "brain") & image.metric.isin(metrics) & image.method.isin(methods)]
+    fig = Figure(figsize=(max(6.0, 0.55 * len(methods) + 2.5), 2.9 * len(metrics) + 0.6), layout="constrained")
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        part = shown[shown.metric == metric]
+        if part.empty:
+            ax.text(0.5, 0.5, f"no {metric} values", transform=ax.transAxes, ha="center")
+            continue
+        sns.boxplot(data=part, x="method", y="value", order=methods, color="0.9", fliersize=0, ax=ax)
+        sns.stripplot(data=part, x="method", y="value", order=methods, hue="protocol", dodge=True, size=3.5, ax=ax)
+        ax.set_ylabel({"mae": "MAE", "psnr": "PSNR (dB)", "ssim": "SSIM"}[metric])
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelrotation=45)
+        if ax is not axes[0] and ax.get_legend() is not None:
+            ax.get_legend().remove()
     fig.suptitle(title)
     return fig
