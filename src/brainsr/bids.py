@@ -334,6 +334,215 @@ def _expected(subject: str, session: str, sequence: str) -> str:
     return f"sub-{subject}_ses-{session}_{sequence}.nii[.gz]"
 
 
+def _check_session_labels(clinical: str, research: str, longitudinal_prefix: str) -> None:
+    """Raise BIDSInputError unless the session labels are valid BIDS labels and clinical differs from research."""
+    for label in (clinical, research, longitudinal_prefix):
+        if not label_ok(label):
+            raise BIDSInputError(f"session label {label!r} is not a valid BIDS label (letters and digits)")
+    if clinical == research:
+        raise BIDSInputError(f"the clinical and research session labels are both {clinical!r}")
+
+
+def _split_fractions(split_fractions: Mapping[str, float] | None, split_seed: int) -> dict[str, float]:
+    """The split fractions to assign undeclared subjects with (the defaults when None), validated."""
+    fractions = dict(DEFAULT_SPLIT_FRACTIONS if split_fractions is None else split_fractions)
+    unknown = sorted(set(fractions) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"split fractions: unknown split(s) {unknown} (expected {', '.join(SPLITS)})")
+    assign_split([], fractions, split_seed)  # validates the fractions early
+    return fractions
+
+
+@dataclass
+class _Scan:
+    """Settings and findings of one :func:`discover` run, shared by its steps."""
+
+    path: Path
+    sequences: tuple[str, ...]
+    queries: dict[str, dict]
+    clinical: str
+    research: str
+    longitudinal_prefix: str
+    layout: pybids.BIDSLayout | None = None
+    problems: list[str] = field(default_factory=list)
+    records: list[ImageRecord] = field(default_factory=list)
+
+
+def _subject_dirs(scan: _Scan) -> list[str]:
+    """The ``sub-<label>`` folders with a valid label (the others recorded as problems)."""
+    subject_dirs = []
+    for child in sorted(scan.path.glob("sub-*")):
+        if not child.is_dir():
+            continue
+        label = child.name.removeprefix("sub-")
+        if label_ok(label):
+            subject_dirs.append(child.name)
+        else:
+            scan.problems.append(
+                f"{child.name}: invalid subject label {label!r} (BIDS labels may only contain letters "
+                "and digits); subject ignored"
+            )
+    if not subject_dirs:
+        scan.problems.append(f"{scan.path}: no valid sub-<label> folders found")
+    return subject_dirs
+
+
+def _session_labels(scan: _Scan, subject_dir: str) -> list[str]:
+    """The valid session labels of a subject folder (invalid ones recorded as problems)."""
+    session_dirs = sorted(p.name for p in (scan.path / subject_dir).glob("ses-*") if p.is_dir())
+    sessions = []
+    for name in session_dirs:
+        label = name.removeprefix("ses-")
+        if label_ok(label):
+            sessions.append(label)
+        else:
+            scan.problems.append(f"{subject_dir}: invalid session label {label!r} in {name}; session ignored")
+    return sessions
+
+
+def _session_roles(scan: _Scan, subject_dir: str, sessions: list[str], is_pair: bool) -> list[tuple[str, str]] | None:
+    """The (session, role) pairs a subject needs: clinical + research for a pair, every session for a longitudinal
+    control; None (a problem recorded) when its sessions are neither."""
+    if is_pair:
+        return [(scan.clinical, "clinical"), (scan.research, "research")]
+    if all(s.startswith(scan.longitudinal_prefix) for s in sessions):
+        return [(s, "longitudinal") for s in sorted(sessions, key=_natural_key)]
+    others = ", ".join(f"ses-{s}" for s in sessions)
+    scan.problems.append(
+        f"{subject_dir}: sessions {others} are neither ses-{scan.clinical} + ses-{scan.research} nor all "
+        f"ses-{scan.longitudinal_prefix}<NN>; subject ignored"
+    )
+    return None
+
+
+def _session_images(scan: _Scan, subject: str, subject_dir: str, session: str, role: str) -> dict[str, Path]:
+    """The sequences of one session found exactly once (missing and ambiguous ones recorded as problems)."""
+    images: dict[str, Path] = {}
+    for sequence in scan.sequences:
+        files = _query(scan.layout, scan.path, subject, session, sequence, scan.queries.get(sequence, {}))
+        if len(files) == 1:
+            images[sequence] = files[0]
+            scan.records.append(ImageRecord(subject, session, role, sequence, "ok", tuple(files)))
+        elif not files:
+            scan.records.append(ImageRecord(subject, session, role, sequence, "missing"))
+            hint = f" matching bids_filters {scan.queries[sequence]}" if scan.queries.get(sequence) else ""
+            scan.problems.append(
+                f"sub-{subject}: session '{session}' lacks {sequence}{hint} "
+                f"(expected {_expected(subject, session, sequence)} in "
+                f"{subject_dir}/ses-{session}/{_DATATYPE})"
+            )
+        else:
+            scan.records.append(ImageRecord(subject, session, role, sequence, "ambiguous", tuple(files)))
+            names = ", ".join(f.name for f in files)
+            scan.problems.append(
+                f"sub-{subject}: session '{session}' has {len(files)} candidate {sequence} images "
+                f"({names}); select one with the `bids_filters` config key, e.g. "
+                f"bids_filters: {{{sequence}: {{acquisition: <label>}}}}"
+            )
+    return images
+
+
+def _scan_subject(scan: _Scan, subject_dir: str) -> tuple[bool, list[SessionImages]] | None:
+    """One subject folder: (whether it is a pair, its sessions' images), or None when the subject is left out."""
+    subject = subject_dir.removeprefix("sub-")
+    sessions = _session_labels(scan, subject_dir)
+    if not sessions:
+        scan.problems.append(
+            f"{subject_dir}: no sessions (expected ses-{scan.clinical} and ses-{scan.research}, "
+            f"or ses-{scan.longitudinal_prefix}<NN>)"
+        )
+        return None
+    is_pair = scan.clinical in sessions or scan.research in sessions
+    wanted = _session_roles(scan, subject_dir, sessions, is_pair)
+    if wanted is None:
+        return None
+    complete = True
+    found: list[SessionImages] = []
+    for session, role in wanted:
+        if session not in sessions:
+            complete = False
+            scan.records.extend(ImageRecord(subject, session, role, seq, "missing") for seq in scan.sequences)
+            scan.problems.append(
+                f"sub-{subject}: missing session '{session}' (no folder {subject_dir}/ses-{session}); "
+                "subject left out of the pairs"
+            )
+            continue
+        images = _session_images(scan, subject, subject_dir, session, role)
+        if len(images) == len(scan.sequences):
+            found.append(SessionImages(subject, session, images))
+        else:
+            complete = False
+    return (is_pair, found) if complete else None
+
+
+def _sort_subjects(
+    scan: _Scan, subject_dirs: list[str]
+) -> tuple[dict[str, tuple[SessionImages, SessionImages]], list[Longitudinal]]:
+    """Sort the subject folders into ({subject: (clinical, research)}, longitudinal controls); the rest is left out."""
+    pairs_found: dict[str, tuple[SessionImages, SessionImages]] = {}
+    longitudinal: list[Longitudinal] = []
+    for subject_dir in subject_dirs:
+        scanned = _scan_subject(scan, subject_dir)
+        if scanned is None:
+            continue
+        is_pair, found = scanned
+        subject = subject_dir.removeprefix("sub-")
+        if is_pair:
+            pairs_found[subject] = (found[0], found[1])
+        else:
+            longitudinal.append(Longitudinal(subject, found))
+    return pairs_found, longitudinal
+
+
+def _declared_splits(
+    scan: _Scan, subjects: Iterable[str], participants: pd.DataFrame, split_column: str, has_participants: bool
+) -> tuple[dict[str, str], set[str]]:
+    """Splits given in participants.tsv: ({subject: split}, subjects with an invalid split value)."""
+    declared: dict[str, str] = {}
+    has_split = split_column in participants.columns
+    invalid_split: set[str] = set()
+    for subject in subjects:
+        if subject not in participants.index:
+            if has_participants:
+                scan.problems.append(f"{_WARNING}sub-{subject} is not listed in participants.tsv")
+            continue
+        if has_split:
+            value = participants.at[subject, split_column]
+            if pd.isna(value) or str(value).strip() == "":
+                continue
+            value = str(value).strip()
+            if value in SPLITS:
+                declared[subject] = value
+            else:
+                invalid_split.add(subject)
+                scan.problems.append(
+                    f"sub-{subject}: invalid {split_column!r} value {value!r} in participants.tsv "
+                    f"(expected one of {', '.join(SPLITS)}); subject left out of the pairs"
+                )
+    return declared, invalid_split
+
+
+def _build_pairs(
+    pairs_found: dict[str, tuple[SessionImages, SessionImages]],
+    participants: pd.DataFrame,
+    declared: dict[str, str],
+    invalid_split: set[str],
+    assigned: dict[str, str],
+) -> list[Pair]:
+    """The usable pairs, sorted by subject, with their protocol (participants.tsv) and split."""
+    pairs = []
+    for subject, (clin, res) in sorted(pairs_found.items()):
+        if subject in invalid_split:
+            continue
+        protocol = None
+        if "protocol" in participants.columns and subject in participants.index:
+            value = participants.at[subject, "protocol"]
+            protocol = None if pd.isna(value) else str(value)
+        split = declared.get(subject, assigned.get(subject))
+        pairs.append(Pair(subject, clin, res, protocol, split, split_declared=subject in declared))
+    return pairs
+
+
 def discover(
     root: str | Path,
     *,
@@ -362,164 +571,35 @@ def discover(
     """
     path = _check_root(root)
     sequences = tuple(sequences)
-    for label in (clinical, research, longitudinal_prefix):
-        if not label_ok(label):
-            raise BIDSInputError(f"session label {label!r} is not a valid BIDS label (letters and digits)")
-    if clinical == research:
-        raise BIDSInputError(f"the clinical and research session labels are both {clinical!r}")
+    _check_session_labels(clinical, research, longitudinal_prefix)
     queries = _normalise_filters(filters, sequences)
-    fractions = dict(DEFAULT_SPLIT_FRACTIONS if split_fractions is None else split_fractions)
-    unknown = sorted(set(fractions) - set(SPLITS))
-    if unknown:
-        raise ValueError(f"split fractions: unknown split(s) {unknown} (expected {', '.join(SPLITS)})")
-    assign_split([], fractions, split_seed)  # validates the fractions early
-
-    problems: list[str] = []
-    records: list[ImageRecord] = []
+    fractions = _split_fractions(split_fractions, split_seed)
+    scan = _Scan(path, sequences, queries, clinical, research, longitudinal_prefix)
 
     participants = read_participants(path)
     has_participants = (path / "participants.tsv").is_file()
     if not has_participants:
-        problems.append(
+        scan.problems.append(
             f"{_WARNING}{path / 'participants.tsv'} not found: no protocol information, and splits are "
             f"assigned from the fractions {fractions}"
         )
+    subject_dirs = _subject_dirs(scan)
+    scan.layout = _make_layout(path, subject_dirs) if subject_dirs else None
 
-    subject_dirs = []
-    for child in sorted(path.glob("sub-*")):
-        if not child.is_dir():
-            continue
-        label = child.name.removeprefix("sub-")
-        if label_ok(label):
-            subject_dirs.append(child.name)
-        else:
-            problems.append(
-                f"{child.name}: invalid subject label {label!r} (BIDS labels may only contain letters "
-                "and digits); subject ignored"
-            )
-    if not subject_dirs:
-        problems.append(f"{path}: no valid sub-<label> folders found")
-
-    layout = _make_layout(path, subject_dirs) if subject_dirs else None
-
-    pairs_found: dict[str, tuple[SessionImages, SessionImages]] = {}
-    longitudinal: list[Longitudinal] = []
-    for subject_dir in subject_dirs:
-        subject = subject_dir.removeprefix("sub-")
-        session_dirs = sorted(p.name for p in (path / subject_dir).glob("ses-*") if p.is_dir())
-        sessions = []
-        for name in session_dirs:
-            label = name.removeprefix("ses-")
-            if label_ok(label):
-                sessions.append(label)
-            else:
-                problems.append(f"{subject_dir}: invalid session label {label!r} in {name}; session ignored")
-        if not sessions:
-            problems.append(
-                f"{subject_dir}: no sessions (expected ses-{clinical} and ses-{research}, "
-                f"or ses-{longitudinal_prefix}<NN>)"
-            )
-            continue
-
-        is_pair = clinical in sessions or research in sessions
-        if is_pair:
-            wanted = [(clinical, "clinical"), (research, "research")]
-        elif all(s.startswith(longitudinal_prefix) for s in sessions):
-            wanted = [(s, "longitudinal") for s in sorted(sessions, key=_natural_key)]
-        else:
-            others = ", ".join(f"ses-{s}" for s in sessions)
-            problems.append(
-                f"{subject_dir}: sessions {others} are neither ses-{clinical} + ses-{research} nor all "
-                f"ses-{longitudinal_prefix}<NN>; subject ignored"
-            )
-            continue
-
-        complete = True
-        found: list[SessionImages] = []
-        for session, role in wanted:
-            if session not in sessions:
-                complete = False
-                records.extend(ImageRecord(subject, session, role, seq, "missing") for seq in sequences)
-                problems.append(
-                    f"sub-{subject}: missing session '{session}' (no folder {subject_dir}/ses-{session}); "
-                    "subject left out of the pairs"
-                )
-                continue
-            images: dict[str, Path] = {}
-            for sequence in sequences:
-                files = _query(layout, path, subject, session, sequence, queries.get(sequence, {}))
-                if len(files) == 1:
-                    images[sequence] = files[0]
-                    records.append(ImageRecord(subject, session, role, sequence, "ok", tuple(files)))
-                elif not files:
-                    records.append(ImageRecord(subject, session, role, sequence, "missing"))
-                    hint = f" matching bids_filters {queries[sequence]}" if queries.get(sequence) else ""
-                    problems.append(
-                        f"sub-{subject}: session '{session}' lacks {sequence}{hint} "
-                        f"(expected {_expected(subject, session, sequence)} in "
-                        f"{subject_dir}/ses-{session}/{_DATATYPE})"
-                    )
-                else:
-                    records.append(ImageRecord(subject, session, role, sequence, "ambiguous", tuple(files)))
-                    names = ", ".join(f.name for f in files)
-                    problems.append(
-                        f"sub-{subject}: session '{session}' has {len(files)} candidate {sequence} images "
-                        f"({names}); select one with the `bids_filters` config key, e.g. "
-                        f"bids_filters: {{{sequence}: {{acquisition: <label>}}}}"
-                    )
-            if len(images) == len(sequences):
-                found.append(SessionImages(subject, session, images))
-            else:
-                complete = False
-        if not complete:
-            continue
-        if is_pair:
-            pairs_found[subject] = (found[0], found[1])
-        else:
-            longitudinal.append(Longitudinal(subject, found))
+    pairs_found, longitudinal = _sort_subjects(scan, subject_dirs)
 
     # Splits and protocols of the pairs.
-    declared: dict[str, str] = {}
-    has_split = split_column in participants.columns
-    invalid_split: set[str] = set()
-    for subject in pairs_found:
-        if subject not in participants.index:
-            if has_participants:
-                problems.append(f"{_WARNING}sub-{subject} is not listed in participants.tsv")
-            continue
-        if has_split:
-            value = participants.at[subject, split_column]
-            if pd.isna(value) or str(value).strip() == "":
-                continue
-            value = str(value).strip()
-            if value in SPLITS:
-                declared[subject] = value
-            else:
-                invalid_split.add(subject)
-                problems.append(
-                    f"sub-{subject}: invalid {split_column!r} value {value!r} in participants.tsv "
-                    f"(expected one of {', '.join(SPLITS)}); subject left out of the pairs"
-                )
+    declared, invalid_split = _declared_splits(scan, pairs_found, participants, split_column, has_participants)
     undeclared = [s for s in pairs_found if s not in declared and s not in invalid_split]
     assigned = assign_split(undeclared, fractions, split_seed)
-
-    pairs = []
-    for subject, (clin, res) in sorted(pairs_found.items()):
-        if subject in invalid_split:
-            continue
-        protocol = None
-        if "protocol" in participants.columns and subject in participants.index:
-            value = participants.at[subject, "protocol"]
-            protocol = None if pd.isna(value) else str(value)
-        split = declared.get(subject, assigned.get(subject))
-        pairs.append(Pair(subject, clin, res, protocol, split, split_declared=subject in declared))
+    pairs = _build_pairs(pairs_found, participants, declared, invalid_split, assigned)
 
     inventory = Inventory(
         root=path,
         pairs=pairs,
         longitudinal=sorted(longitudinal, key=lambda c: c.subject),
-        problems=problems,
-        records=records,
+        problems=scan.problems,
+        records=scan.records,
     )
     if strict and inventory.errors:
         listing = "\n".join(f"  - {p}" for p in inventory.errors)

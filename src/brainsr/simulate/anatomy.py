@@ -323,24 +323,25 @@ def _tube_fraction(tm: TemplateMaps, centres: np.ndarray, radius: float) -> np.n
     return np.clip(radius - d + 0.5 * tm.resolution, 0, tm.resolution) / tm.resolution
 
 
-def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -> Anatomy:
-    """Build one subject's anatomy in template space from its sampled ``params`` (see cohort.subject_params)."""
-    tm = load_template_maps(resolution)
+def _ventricles_and_deep_grey(tm: TemplateMaps, csf: np.ndarray, gm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ventricles and deep grey matter (taken out of ``gm`` in place): returns (ventricle mask, deep GM)."""
     res = tm.resolution
-    mask = tm.mask
-    gm = tm.gm.copy()
-    wm = tm.wm.copy()
-    csf = np.where(mask, np.clip(1 - gm - wm, 0, 1), 0).astype(np.float32)
-    zero = np.zeros_like(gm)
-    a = float(params["atrophy"])
-
     # ventricles: CSF-dominant components in the central box
     vent = _largest_components((csf > 0.5) & _box(tm, (-30, -45, -5), (30, 35, 35)), int(300 / res**3))
     # deep grey matter: GM inside basal ganglia / thalamus ellipsoids
     deep_region = _ellipsoid(tm, (0, -8, 5), (30, 30, 17))
     deep = np.where(deep_region, gm, 0)
     gm -= deep
+    return vent, deep
 
+
+def _atrophy(
+    tm: TemplateMaps, a: float, vent: np.ndarray, gm: np.ndarray, wm: np.ndarray, deep: np.ndarray, csf: np.ndarray
+) -> tuple[tuple[slice, ...], np.ndarray, np.ndarray]:
+    """Atrophy of degree ``a``, applied in place to gm, wm, deep and csf: returns the brain box, the distance (mm)
+    to sulcal CSF and the enlarged ventricles."""
+    res = tm.resolution
+    mask = tm.mask
     # atrophy: ventricular enlargement into WM/deep GM, sulcal widening of the cortex
     # distances are needed only a few mm from their features, or only inside the brain: cropped transforms
     brain_box = _bbox(mask, int(np.ceil(6.0 / res)) + 2)
@@ -358,13 +359,27 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     gm -= moved
     csf += moved
     vent_big = vent | (dist_v < 1.0 + 4.0 * a)
+    return brain_box, dist_c, vent_big
 
-    # pial / partial-volume layer: CSF within 1.5 mm of cortical grey matter, outside the ventricles
+
+def _pial_layer(
+    tm: TemplateMaps, csf: np.ndarray, gm: np.ndarray, vent_big: np.ndarray, brain_box: tuple[slice, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pial partial-volume layer (taken out of ``csf`` in place): returns it and the distance (mm) to cortex."""
+    res = tm.resolution
+    # CSF within 1.5 mm of cortical grey matter, outside the ventricles
     dist_g = _distance(gm >= 0.5, brain_box) * res
     pial = csf * np.clip(1.5 - dist_g, 0, 1) * 0.5 * ~vent_big
     csf -= pial
+    return pial, dist_g
 
-    # extracerebral CSF shell, skull, diploe, scalp
+
+def _head_layers(
+    tm: TemplateMaps, params: dict, rng: np.random.Generator, csf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Extracerebral CSF shell, skull, diploe and scalp: returns (csf with the shell, ICV, head labels)."""
+    res = tm.resolution
+    mask = tm.mask
     envelope = ndi.binary_fill_holes(ndi.gaussian_filter(mask.astype(np.float32), 3.0 / res) > 0.3)
     d_out = ndi.distance_transform_edt(~envelope) * res
     mod = smooth_noise(tm.shape, 20 / res, rng)
@@ -396,7 +411,12 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     for upper, lab in zip(edges, layer_labels, strict=True):
         head[(rel > lower) & (rel <= upper) & ~icv] = lab
         lower = upper
-    # neck below the skull base and the spinal canal continuing the brainstem
+    return csf, icv, head
+
+
+def _neck(tm: TemplateMaps, head: np.ndarray, icv: np.ndarray) -> None:
+    """Label (in ``head``) the neck below the skull base and the spinal canal continuing the brainstem."""
+    mask = tm.mask
     z = tm.axis_mm(2)
     bottom = tm.template_affine[2, 3]
     stem = mask[:, :, tm.offset[2]]
@@ -407,14 +427,20 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     head[canal] = LABELS["csf"]
     cord = _ellipsoid(tm, (cy[0], cy[1], bottom - 60), (5, 5, 62)) & (z[None, None, :] < bottom) & ~icv
     head[cord] = LABELS["wm"]
-    # eyes in orbital fat
+
+
+def _eyes(tm: TemplateMaps, head: np.ndarray, icv: np.ndarray) -> None:
+    """Label (in ``head``) the eyes in orbital fat."""
     for side in (-1, 1):
         orbit = _ellipsoid(tm, (32 * side, 48, -42), (17, 20, 15)) & ~icv
         head[orbit] = LABELS["fat"]
         eye = _ellipsoid(tm, (32 * side, 55, -42), (12, 12, 12)) & ~icv
         head[eye] = LABELS["eye"]
 
-    # venous sinuses: superior sagittal along the midline vertex, transverse around the occiput
+
+def _sagittal_sinus_centres(tm: TemplateMaps, params: dict) -> np.ndarray:
+    """Centre line (mm, (N, 3)) of the superior sagittal sinus along the midline vertex."""
+    mask = tm.mask
     x0 = round(tm.voxel(np.array([0.0, 0, 0]))[0])
     col = mask[x0]
     ys = np.flatnonzero(col.any(1))
@@ -424,7 +450,13 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
         p = tm.world(np.array([x0, j, k], float))
         if p[2] > 10:
             pts.append(p + np.array([0, 0, params["csf_shell_mm"]]))
-    sss = np.asarray(pts) if pts else np.zeros((0, 3))
+    return np.asarray(pts) if pts else np.zeros((0, 3))
+
+
+def _transverse_sinus_centres(tm: TemplateMaps, params: dict) -> list[np.ndarray]:
+    """Centre points (mm) of the transverse sinuses around the occiput."""
+    res = tm.resolution
+    mask = tm.mask
     zt = -8.0
     kz = round(tm.voxel(np.array([0, 0, zt]))[2])
     centre = np.array([0.0, -30.0, zt])
@@ -438,6 +470,14 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
             if not mask[tuple(ijk)]:
                 trans.append(p + dirn * params["csf_shell_mm"] * 0.5)
                 break
+    return trans
+
+
+def _venous_sinuses(tm: TemplateMaps, params: dict, icv: np.ndarray, head: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """Venous sinus fraction; its voxels join ``icv`` and leave ``head`` (both in place)."""
+    # venous sinuses: superior sagittal along the midline vertex, transverse around the occiput
+    sss = _sagittal_sinus_centres(tm, params)
+    trans = _transverse_sinus_centres(tm, params)
     sinus = np.maximum(
         _tube_fraction(tm, sss, 3.0) if len(sss) else zero,
         _tube_fraction(tm, np.asarray(trans), 2.5) if trans else zero,
@@ -445,6 +485,93 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     sinus = np.where(icv | (head == LABELS["bone"]), sinus, 0).astype(np.float32)
     icv |= sinus > 0.5
     head[sinus > 0.5] = 0
+    return sinus
+
+
+def _stroke(
+    tm: TemplateMaps, params: dict, rng: np.random.Generator, fr: dict[str, np.ndarray], dist_c: np.ndarray
+) -> None:
+    """Move a stroke's cavitated core (CSF-like) and gliotic rim out of the tissue fractions of ``fr`` (in place)."""
+    res = tm.resolution
+    mask = tm.mask
+    gm, wm, deep = fr["gm"], fr["wm"], fr["deep_gm"]
+    # stroke: cavitated core (CSF-like) with a gliotic rim, in a lateral cortical territory
+    cortex = (gm > 0.5) & (dist_c < 3) & _box(tm, (35, -30, 0), (70, 40, 50))
+    if params["stroke_side"] < 0:
+        cortex = (gm > 0.5) & (dist_c < 3) & _box(tm, (-70, -30, 0), (-35, 40, 50))
+    cand = np.argwhere(cortex)
+    if len(cand):
+        c = tm.world(cand[rng.integers(len(cand))].astype(float))
+        radius = params["stroke_radius_mm"]
+        xyz = [tm.axis_mm(ax) for ax in range(3)]
+        d = np.sqrt(
+            (xyz[0][:, None, None] - c[0]) ** 2
+            + (xyz[1][None, :, None] - c[1]) ** 2
+            + (xyz[2][None, None, :] - c[2]) ** 2
+        )
+        d = d / (1 + 0.25 * smooth_noise(tm.shape, 6 / res, rng))
+        tissue = (gm + wm + deep) * mask
+        core = (d < radius - 2.0) & (tissue > 0.3)
+        rim = (d < radius) & ~core & (tissue > 0.3)
+        for name in ("gm", "wm", "deep_gm"):
+            moved_core = fr[name] * core
+            moved_rim = fr[name] * rim
+            fr[name] = fr[name] - moved_core - moved_rim
+            fr["stroke"] += moved_core
+            fr["gliosis"] += moved_rim
+
+
+def _periventricular_score(
+    tm: TemplateMaps, rng: np.random.Generator, vent: np.ndarray, vent_big: np.ndarray, brain_box: tuple[slice, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Periventricular WMH propensity (caps at the horns) and the distance (mm) to the enlarged ventricles."""
+    res = tm.resolution
+    yv = np.argwhere(vent)[:, 1] if vent.any() else np.array([tm.shape[1] // 2])
+    y_mid, y_half = (yv.max() + yv.min()) / 2, max((yv.max() - yv.min()) / 2, 1)
+    cap = np.clip(np.abs(np.arange(tm.shape[1]) - y_mid) / y_half - 0.4, 0, 1)[None, :, None] * 2.0
+    dist_vb = _distance(vent_big, brain_box) * res  # used on white matter only (inside brain_box)
+    pv_score = (np.exp(-dist_vb / 4.0) * (1 + cap) * (1 + 0.5 * smooth_noise(tm.shape, 4 / res, rng))).astype(
+        np.float32
+    )
+    return pv_score, dist_vb
+
+
+def _deep_lesion_sites(
+    tm: TemplateMaps,
+    params: dict,
+    rng: np.random.Generator,
+    wm: np.ndarray,
+    dist_vb: np.ndarray,
+    dist_g: np.ndarray,
+) -> list[tuple[np.ndarray, float]]:
+    """Deep punctate/confluent WMH seeds: (centre mm, radius mm) in deep white matter."""
+    deep_ok = np.argwhere((wm > 0.9) & (dist_vb > 10) & (dist_g > 4))
+    lesions = []
+    for _ in range(int(params["n_deep_lesions"])):
+        if len(deep_ok) == 0:
+            break
+        c = tm.world(deep_ok[rng.integers(len(deep_ok))].astype(float))
+        lesions.append((c, float(rng.uniform(1.5, 4.5))))
+    return lesions
+
+
+def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -> Anatomy:
+    """Build one subject's anatomy in template space from its sampled ``params`` (see cohort.subject_params)."""
+    tm = load_template_maps(resolution)
+    res = tm.resolution
+    mask = tm.mask
+    gm = tm.gm.copy()
+    wm = tm.wm.copy()
+    csf = np.where(mask, np.clip(1 - gm - wm, 0, 1), 0).astype(np.float32)
+    zero = np.zeros_like(gm)
+
+    vent, deep = _ventricles_and_deep_grey(tm, csf, gm)
+    brain_box, dist_c, vent_big = _atrophy(tm, float(params["atrophy"]), vent, gm, wm, deep, csf)
+    pial, dist_g = _pial_layer(tm, csf, gm, vent_big, brain_box)
+    csf, icv, head = _head_layers(tm, params, rng, csf)
+    _neck(tm, head, icv)
+    _eyes(tm, head, icv)
+    sinus = _venous_sinuses(tm, params, icv, head, zero)
 
     fr = {
         "csf": csf,
@@ -455,31 +582,8 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
         "stroke": zero.copy(),
         "gliosis": zero.copy(),
     }
-    # stroke: cavitated core (CSF-like) with a gliotic rim, in a lateral cortical territory
     if params["stroke"]:
-        cortex = (gm > 0.5) & (dist_c < 3) & _box(tm, (35, -30, 0), (70, 40, 50))
-        if params["stroke_side"] < 0:
-            cortex = (gm > 0.5) & (dist_c < 3) & _box(tm, (-70, -30, 0), (-35, 40, 50))
-        cand = np.argwhere(cortex)
-        if len(cand):
-            c = tm.world(cand[rng.integers(len(cand))].astype(float))
-            radius = params["stroke_radius_mm"]
-            xyz = [tm.axis_mm(ax) for ax in range(3)]
-            d = np.sqrt(
-                (xyz[0][:, None, None] - c[0]) ** 2
-                + (xyz[1][None, :, None] - c[1]) ** 2
-                + (xyz[2][None, None, :] - c[2]) ** 2
-            )
-            d = d / (1 + 0.25 * smooth_noise(tm.shape, 6 / res, rng))
-            tissue = (gm + wm + deep) * mask
-            core = (d < radius - 2.0) & (tissue > 0.3)
-            rim = (d < radius) & ~core & (tissue > 0.3)
-            for name in ("gm", "wm", "deep_gm"):
-                moved_core = fr[name] * core
-                moved_rim = fr[name] * rim
-                fr[name] = fr[name] - moved_core - moved_rim
-                fr["stroke"] += moved_core
-                fr["gliosis"] += moved_rim
+        _stroke(tm, params, rng, fr, dist_c)
     # sinus displaces every other intracranial class
     for name in fr:
         fr[name] = (fr[name] * (1 - sinus)).astype(np.float32)
@@ -490,20 +594,8 @@ def build_anatomy(params: dict, rng: np.random.Generator, resolution: int = 1) -
     assert set(fr) <= set(INTRACRANIAL)
 
     # white-matter hyperintensity propensity: periventricular (caps at the horns) and deep punctate/confluent
-    yv = np.argwhere(vent)[:, 1] if vent.any() else np.array([tm.shape[1] // 2])
-    y_mid, y_half = (yv.max() + yv.min()) / 2, max((yv.max() - yv.min()) / 2, 1)
-    cap = np.clip(np.abs(np.arange(tm.shape[1]) - y_mid) / y_half - 0.4, 0, 1)[None, :, None] * 2.0
-    dist_vb = _distance(vent_big, brain_box) * res  # used on white matter only (inside brain_box)
-    pv_score = (np.exp(-dist_vb / 4.0) * (1 + cap) * (1 + 0.5 * smooth_noise(tm.shape, 4 / res, rng))).astype(
-        np.float32
-    )
-    deep_ok = np.argwhere((fr["wm"] > 0.9) & (dist_vb > 10) & (dist_g > 4))
-    lesions = []
-    for _ in range(int(params["n_deep_lesions"])):
-        if len(deep_ok) == 0:
-            break
-        c = tm.world(deep_ok[rng.integers(len(deep_ok))].astype(float))
-        lesions.append((c, float(rng.uniform(1.5, 4.5))))
+    pv_score, dist_vb = _periventricular_score(tm, rng, vent, vent_big, brain_box)
+    lesions = _deep_lesion_sites(tm, params, rng, fr["wm"], dist_vb, dist_g)
     return Anatomy(
         tm=tm,
         fractions=fr,

@@ -23,8 +23,8 @@ from brainsr import TEMPLATE_SPACE
 from brainsr.bids import SEQUENCES
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.paths import bids
-from brainsr.simulate.acquire import acquire, geometry, rigid
-from brainsr.simulate.anatomy import BRAIN_CENTRE, Anatomy, build_anatomy, make_deformation
+from brainsr.simulate.acquire import Geometry, acquire, geometry, rigid
+from brainsr.simulate.anatomy import BRAIN_CENTRE, Anatomy, Deformation, build_anatomy, make_deformation
 from brainsr.simulate.mr import DESCRIPTIONS, INTRACRANIAL, LABELS, signal_table
 from brainsr.simulate.warp import HeadWarp, single_blas_thread
 
@@ -232,6 +232,194 @@ def _nifti(data: np.ndarray, affine: np.ndarray, dtype: type) -> nib.Nifti1Image
     return img
 
 
+@dataclass
+class _SubjectRun:
+    """What the sessions of one subject being simulated share: where to write, its anatomy and head warp."""
+
+    label: str
+    bids_root: Path
+    gt_root: Path
+    params: dict
+    anat: Anatomy
+    warp: HeadWarp
+    icv_u8: np.ndarray
+    min_vox: float
+    fine: float
+
+    def gt(self, session: str, **entities: str) -> Path:
+        """Path of a ground-truth file of one session (``anat`` datatype)."""
+        return Path(bids(self.gt_root, subject=self.label, session=session, datatype="anat", **entities))
+
+
+def _write_deformation(deform: Deformation, gt_root: Path, label: str) -> list[Path]:
+    """Write the ground-truth deformation: coarse coordinate fields (trilinear interpolation defines them)."""
+    written = []
+    for data, aff, frm, to in (
+        (deform.forward, deform.forward_affine, "subject", TEMPLATE_SPACE),
+        (deform.inverse, deform.inverse_affine, TEMPLATE_SPACE, "subject"),
+    ):
+        p = Path(bids(gt_root, subject=label, suffix="xfm", from_=frm, to=to, mode="image"))
+        img = _nifti(data[:, :, :, None, :], aff, np.float32)
+        img.header.set_intent("vector", (), name="coordinates_mm")
+        atomic_save_nifti(img, p)
+        written.append(p)
+    return written
+
+
+def _acquire_image(
+    run: _SubjectRun,
+    seq: dict,
+    field: float,
+    seq_pose: np.ndarray,
+    fractions: dict[str, np.ndarray],
+    srng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, Geometry]:
+    """Acquire one sequence of a session: (int16-range image data, its affine, its geometry)."""
+    smap = _signal_map(run.anat, fractions, field, seq)
+
+    def sampler(pts: np.ndarray) -> np.ndarray:
+        return run.warp.sample([smap], seq_pose, pts, order=1)[0]
+
+    geo = geometry(seq, run.min_vox)
+    table = signal_table(field, seq)
+    ref = max(table[k] for k in ("csf", "gm", "wm"))
+    noise = table["wm"] / float(seq["snr"])
+    fov_centre = seq_pose[:3, :3] @ BRAIN_CENTRE + seq_pose[:3, 3] + srng.normal(0, 3, 3)
+    img, aff = acquire(sampler, geo, fov_centre, run.fine, noise, float(seq.get("bias", 0)), srng)
+    gain = float(srng.uniform(0.8, 1.25)) * 1000.0 / ref
+    data = np.clip(np.round(img * gain), 0, 32767)
+    return data, aff, geo
+
+
+def _sidecar(plan: SessionPlan, seq_name: str, seq: dict, geo: Geometry, field: float) -> dict:
+    """The JSON sidecar of one sequence image."""
+    side = {
+        "Manufacturer": plan.protocol["manufacturer"],
+        "ManufacturersModelName": plan.protocol["model"],
+        "MagneticFieldStrength": field,
+        "ProtocolName": plan.protocol_name,
+        "SeriesDescription": f"{seq['mode']} {seq['orientation']} {seq_name}",
+        "MRAcquisitionType": seq["mode"],
+        "PulseSequenceType": {
+            "se": "spin echo",
+            "ir": "inversion recovery",
+            "gre": "spoiled gradient echo",
+        }[seq["type"]],
+        "RepetitionTime": float(seq["TR"]) / 1000,
+        "EchoTime": float(seq["TE"]) / 1000,
+        "SliceThickness": geo.thickness,
+        "SpacingBetweenSlices": geo.spacing,
+        "AcquisitionMatrixPE": int(geo.acquired_matrix[1]),
+        "ReconMatrixPE": int(geo.recon_matrix[1]),
+        "SliceOrientation": seq["orientation"],
+        "AngulationDeg": float(seq.get("angulation_deg", 0)),
+        "SimulatedSNR_WM": float(seq["snr"]),
+        "GeneratedBy": f"brainsr {brainsr.__version__} simulate",
+    }
+    if "TI" in seq:
+        side["InversionTime"] = float(seq["TI"]) / 1000
+    if "flip_deg" in seq:
+        side["FlipAngle"] = float(seq["flip_deg"])
+    return side
+
+
+def _write_image_truth(
+    run: _SubjectRun,
+    session: str,
+    seq_name: str,
+    labels: np.ndarray,
+    seq_pose: np.ndarray,
+    shape: tuple[int, ...],
+    aff: np.ndarray,
+) -> list[Path]:
+    """Write the ground truth on one image's grid: labels, ICV mask, WMH and stroke masks; pose."""
+    written = []
+    ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
+    with single_blas_thread():
+        pts = (aff[:3, :3] @ ijk).T + aff[:3, 3]
+    lab, icv = (a.reshape(shape) for a in run.warp.sample([labels, run.icv_u8], seq_pose, pts, order=0))
+    for suffix, arr, ent in (
+        ("dseg", lab, {"desc": "tissue"}),
+        ("mask", icv, {"desc": "brain"}),
+        ("mask", lab == LABELS["wmh"], {"label": "WMH"}),
+        ("mask", lab == LABELS["stroke"], {"label": "stroke"}),
+    ):
+        p = run.gt(session, space=seq_name, suffix=suffix, **ent)
+        atomic_save_nifti(_nifti(arr, aff, np.uint8), p)
+        written.append(p)
+    p = run.gt(session, suffix="xfm", extension=".txt", from_="subject", to=seq_name, mode="image")
+    atomic_write_text(
+        "# subject-frame mm -> scanner mm of this image (RAS, 4x4)\n"
+        + "\n".join(" ".join(f"{v:.8f}" for v in row) for row in seq_pose)
+        + "\n",
+        p,
+    )
+    written.append(p)
+    return written
+
+
+def _simulate_sequence(
+    run: _SubjectRun,
+    plan: SessionPlan,
+    seq_name: str,
+    field: float,
+    pose: np.ndarray,
+    fractions: dict[str, np.ndarray],
+    labels: np.ndarray,
+    srng: np.random.Generator,
+) -> list[Path]:
+    """Write one sequence image of a session, its sidecar and its ground truth; returns the written paths."""
+    seq = plan.protocol["sequences"][seq_name]
+    seq_pose = rigid(srng.normal(0, 0.5, 3), srng.normal(0, 0.5, 3), BRAIN_CENTRE) @ pose
+    data, aff, geo = _acquire_image(run, seq, field, seq_pose, fractions, srng)
+    p = Path(bids(run.bids_root, subject=run.label, session=plan.session, datatype="anat", suffix=seq_name))
+    atomic_save_nifti(_nifti(data, aff, np.int16), p)
+    pj = p.with_name(p.name.replace(".nii.gz", ".json"))
+    atomic_write_text(json.dumps(_sidecar(plan, seq_name, seq, geo, field), indent=2) + "\n", pj)
+    return [p, pj, *_write_image_truth(run, plan.session, seq_name, labels, seq_pose, data.shape, aff)]
+
+
+def _simulate_session(run: _SubjectRun, seed: int, plan: SessionPlan) -> tuple[dict, list[Path]]:
+    """Acquire every sequence of one session and write its ground truth: (sessions.tsv row, written paths)."""
+    tm = run.anat.tm
+    t_sl = tuple(slice(o, o + n) for o, n in zip(tm.offset, tm.template_shape, strict=True))
+    srng = subject_rng(seed, f"{run.label}-{plan.session}")
+    is_research = plan.protocol_name == "research"
+    pose = _pose(srng, 2.0 if is_research else 4.0, 3.0 if is_research else 5.0)
+    fractions = run.anat.session_fractions(plan.growth)
+    labels = run.anat.labels(fractions)
+    field = float(plan.protocol["field_strength"])
+    row = {
+        "session_id": f"ses-{plan.session}",
+        "days_from_first_session": plan.days,
+        "protocol": plan.protocol_name,
+    }
+    written = []
+    wmh_ml = float(fractions["wmh"].sum() * tm.resolution**3 / 1000)
+    # template-space truth: the anatomy before the subject's deformation
+    p = run.gt(plan.session, space=TEMPLATE_SPACE, desc="tissue", suffix="dseg")
+    atomic_save_nifti(_nifti(labels[t_sl], tm.template_affine, np.uint8), p)
+    written.append(p)
+    # volumes in the subject's head: template-space volume x head scale (the diffeomorphism is volume-neutral
+    # on average); "template" values are the same before scaling
+    scale = run.params["scale"]
+    vox_ml = tm.resolution**3 / 1000 * float(np.prod(scale))
+    truth = {
+        "lesion_growth": plan.growth,
+        "days_from_first_session": plan.days,
+        "wmh_ml": round(wmh_ml * float(np.prod(scale)), 3),
+        "tissue_volumes_ml": {n: round(float(f.sum() * vox_ml), 3) for n, f in fractions.items()},
+        "icv_ml": round(float(run.anat.icv.sum() * vox_ml), 2),
+        "head_scale": scale,
+    }
+    for seq_name in SEQUENCES:
+        written += _simulate_sequence(run, plan, seq_name, field, pose, fractions, labels, srng)
+    p = run.gt(plan.session, desc="truth", suffix="info", extension=".json")
+    atomic_write_text(json.dumps(truth, indent=2) + "\n", p)
+    written.append(p)
+    return row, written
+
+
 def simulate_subject(
     sim: dict, label: str, protocol: str | None, bids_root: str | os.PathLike, sessions: dict, protocols: dict
 ) -> list[Path]:
@@ -243,134 +431,23 @@ def simulate_subject(
     res = int(sim.get("template_resolution_mm", 1))
     anat = build_anatomy(params, rng, res)
     deform = make_deformation(anat.tm, np.asarray(params["scale"]), params["deformation_rms_mm"], rng)
-    warp = HeadWarp(anat, deform)
-    icv_u8 = anat.icv.astype(np.uint8)
-    min_vox = float(sim.get("min_voxel_mm", 0))
-    fine = float(anat.tm.resolution)
-    written: list[Path] = []
-    tm = anat.tm
-    t_sl = tuple(slice(o, o + n) for o, n in zip(tm.offset, tm.template_shape, strict=True))
-
-    # ground-truth deformation (coarse coordinate fields, trilinear interpolation defines them)
-    for data, aff, frm, to in (
-        (deform.forward, deform.forward_affine, "subject", TEMPLATE_SPACE),
-        (deform.inverse, deform.inverse_affine, TEMPLATE_SPACE, "subject"),
-    ):
-        p = Path(bids(gt_root, subject=label, suffix="xfm", from_=frm, to=to, mode="image"))
-        img = _nifti(data[:, :, :, None, :], aff, np.float32)
-        img.header.set_intent("vector", (), name="coordinates_mm")
-        atomic_save_nifti(img, p)
-        written.append(p)
-
+    run = _SubjectRun(
+        label=label,
+        bids_root=bids_root,
+        gt_root=gt_root,
+        params=params,
+        anat=anat,
+        warp=HeadWarp(anat, deform),
+        icv_u8=anat.icv.astype(np.uint8),
+        min_vox=float(sim.get("min_voxel_mm", 0)),
+        fine=float(anat.tm.resolution),
+    )
+    written = _write_deformation(deform, gt_root, label)
     session_rows = []
     for plan in session_plans(sim, params, protocols, sessions):
-
-        def gt(plan: SessionPlan = plan, **entities: str) -> Path:
-            return Path(bids(gt_root, subject=label, session=plan.session, datatype="anat", **entities))
-
-        srng = subject_rng(sim["seed"], f"{label}-{plan.session}")
-        is_research = plan.protocol_name == "research"
-        pose = _pose(srng, 2.0 if is_research else 4.0, 3.0 if is_research else 5.0)
-        fractions = anat.session_fractions(plan.growth)
-        labels = anat.labels(fractions)
-        field = float(plan.protocol["field_strength"])
-        session_rows.append(
-            {
-                "session_id": f"ses-{plan.session}",
-                "days_from_first_session": plan.days,
-                "protocol": plan.protocol_name,
-            }
-        )
-        wmh_ml = float(fractions["wmh"].sum() * tm.resolution**3 / 1000)
-        # template-space truth: the anatomy before the subject's deformation
-        p = gt(space=TEMPLATE_SPACE, desc="tissue", suffix="dseg")
-        atomic_save_nifti(_nifti(labels[t_sl], tm.template_affine, np.uint8), p)
-        written.append(p)
-        # volumes in the subject's head: template-space volume x head scale (the diffeomorphism is volume-neutral
-        # on average); "template" values are the same before scaling
-        vox_ml = tm.resolution**3 / 1000 * float(np.prod(params["scale"]))
-        truth = {
-            "lesion_growth": plan.growth,
-            "days_from_first_session": plan.days,
-            "wmh_ml": round(wmh_ml * float(np.prod(params["scale"])), 3),
-            "tissue_volumes_ml": {n: round(float(f.sum() * vox_ml), 3) for n, f in fractions.items()},
-            "icv_ml": round(float(anat.icv.sum() * vox_ml), 2),
-            "head_scale": params["scale"],
-        }
-        for seq_name in SEQUENCES:
-            seq = plan.protocol["sequences"][seq_name]
-            seq_pose = rigid(srng.normal(0, 0.5, 3), srng.normal(0, 0.5, 3), BRAIN_CENTRE) @ pose
-            smap = _signal_map(anat, fractions, field, seq)
-
-            def sampler(pts: np.ndarray, smap: np.ndarray = smap, seq_pose: np.ndarray = seq_pose) -> np.ndarray:
-                return warp.sample([smap], seq_pose, pts, order=1)[0]
-
-            geo = geometry(seq, min_vox)
-            table = signal_table(field, seq)
-            ref = max(table[k] for k in ("csf", "gm", "wm"))
-            noise = table["wm"] / float(seq["snr"])
-            fov_centre = seq_pose[:3, :3] @ BRAIN_CENTRE + seq_pose[:3, 3] + srng.normal(0, 3, 3)
-            img, aff = acquire(sampler, geo, fov_centre, fine, noise, float(seq.get("bias", 0)), srng)
-            gain = float(srng.uniform(0.8, 1.25)) * 1000.0 / ref
-            data = np.clip(np.round(img * gain), 0, 32767)
-            p = Path(bids(bids_root, subject=label, session=plan.session, datatype="anat", suffix=seq_name))
-            atomic_save_nifti(_nifti(data, aff, np.int16), p)
-            written.append(p)
-            side = {
-                "Manufacturer": plan.protocol["manufacturer"],
-                "ManufacturersModelName": plan.protocol["model"],
-                "MagneticFieldStrength": field,
-                "ProtocolName": plan.protocol_name,
-                "SeriesDescription": f"{seq['mode']} {seq['orientation']} {seq_name}",
-                "MRAcquisitionType": seq["mode"],
-                "PulseSequenceType": {
-                    "se": "spin echo",
-                    "ir": "inversion recovery",
-                    "gre": "spoiled gradient echo",
-                }[seq["type"]],
-                "RepetitionTime": float(seq["TR"]) / 1000,
-                "EchoTime": float(seq["TE"]) / 1000,
-                "SliceThickness": geo.thickness,
-                "SpacingBetweenSlices": geo.spacing,
-                "AcquisitionMatrixPE": int(geo.acquired_matrix[1]),
-                "ReconMatrixPE": int(geo.recon_matrix[1]),
-                "SliceOrientation": seq["orientation"],
-                "AngulationDeg": float(seq.get("angulation_deg", 0)),
-                "SimulatedSNR_WM": float(seq["snr"]),
-                "GeneratedBy": f"brainsr {brainsr.__version__} simulate",
-            }
-            if "TI" in seq:
-                side["InversionTime"] = float(seq["TI"]) / 1000
-            if "flip_deg" in seq:
-                side["FlipAngle"] = float(seq["flip_deg"])
-            pj = p.with_name(p.name.replace(".nii.gz", ".json"))
-            atomic_write_text(json.dumps(side, indent=2) + "\n", pj)
-            written.append(pj)
-            # ground truth on this image's grid: labels, ICV mask, WMH and stroke masks; pose
-            ijk = np.indices(data.shape, dtype=np.float32).reshape(3, -1)
-            with single_blas_thread():
-                pts = (aff[:3, :3] @ ijk).T + aff[:3, 3]
-            lab, icv = (a.reshape(data.shape) for a in warp.sample([labels, icv_u8], seq_pose, pts, order=0))
-            for suffix, arr, ent in (
-                ("dseg", lab, {"desc": "tissue"}),
-                ("mask", icv, {"desc": "brain"}),
-                ("mask", lab == LABELS["wmh"], {"label": "WMH"}),
-                ("mask", lab == LABELS["stroke"], {"label": "stroke"}),
-            ):
-                p = gt(space=seq_name, suffix=suffix, **ent)
-                atomic_save_nifti(_nifti(arr, aff, np.uint8), p)
-                written.append(p)
-            p = gt(suffix="xfm", extension=".txt", from_="subject", to=seq_name, mode="image")
-            atomic_write_text(
-                "# subject-frame mm -> scanner mm of this image (RAS, 4x4)\n"
-                + "\n".join(" ".join(f"{v:.8f}" for v in row) for row in seq_pose)
-                + "\n",
-                p,
-            )
-            written.append(p)
-        p = gt(desc="truth", suffix="info", extension=".json")
-        atomic_write_text(json.dumps(truth, indent=2) + "\n", p)
-        written.append(p)
+        row, files = _simulate_session(run, sim["seed"], plan)
+        session_rows.append(row)
+        written += files
     p = Path(bids(bids_root, subject=label, suffix="sessions", extension=".tsv"))
     atomic_write_text(pd.DataFrame(session_rows).to_csv(sep="\t", index=False), p)
     written.append(p)
