@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
@@ -25,6 +25,11 @@ from brainsr.models import Identity
 from brainsr.models.files import load_model_file
 from brainsr.preprocess.pipeline import native_chain
 from brainsr.train.settings import pick_device
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from brainsr.models.critic import Critic
 
 __all__ = ["infer_scan", "native_chain", "to_native"]
 
@@ -46,6 +51,53 @@ def _sidecar(path: Path, **fields: Any) -> None:
     atomic_write_text(
         json.dumps(meta, indent=2, default=str) + "\n", path.with_name(path.name.removesuffix(".nii.gz") + ".json")
     )
+
+
+def _load_generator(
+    model: str,
+    seqs: list[str],
+    grid_shape: list[int],
+    expect: Mapping[str, Any] | None,
+    batch_size: int,
+    precision: str,
+    compile: bool,
+) -> tuple[nn.Module, Critic | None, dict[str, Any], InferenceSettings]:
+    """G, D, the model record and the inference settings of ``model`` (a model file, or ``"identity"``), checked
+    against the sequences and the grid (``grid_shape``) of the scans."""
+    if model == "identity":
+        generator, critic, meta = Identity(len(seqs)), None, {"model": {"name": "identity"}, "data": {}}
+        return generator, critic, meta, InferenceSettings(batch_size=batch_size)
+    loaded = load_model_file(model, expect={"sequences": seqs, **dict(expect or {})})
+    generator, critic, meta = loaded.generator, loaded.critic, loaded.meta
+    grid = meta["data"].get("grid_shape")
+    if grid is not None and list(grid) != grid_shape:
+        raise ValueError(f"{model}: model was trained on a {grid} grid, the scans are {grid_shape}")
+    settings = InferenceSettings.from_meta(meta["data"], batch_size=batch_size, precision=precision, compile=compile)
+    return generator, critic, meta, settings
+
+
+def _write_native(
+    result: np.ndarray,
+    affine: np.ndarray,
+    seqs: list[str],
+    native: Mapping[str, Mapping[str, Any]],
+    out: Mapping[str, str],
+    out_native: Mapping[str, str],
+    model_info: Mapping[str, Any],
+) -> None:
+    """Each sequence's output mapped back onto its clinical grid (``native``), with its sidecar."""
+    for c, seq in enumerate(seqs):
+        spec = native[seq]
+        img = to_native(nib.Nifti1Image(result[c], affine), spec["reference"], spec["transforms"], spec["invert"])
+        atomic_save_nifti(img, out_native[seq])
+        _sidecar(
+            Path(out_native[seq]),
+            Sources=[Path(out[seq]).name],
+            Model=model_info,
+            Space="native",
+            Transforms=[Path(t).name for t in spec["transforms"]],
+            Interpolation="linear",
+        )
 
 
 def infer_scan(
@@ -75,18 +127,9 @@ def infer_scan(
     seqs = list(images)
     pair = load_pair("scan", [images[s] for s in seqs], [target[s] for s in seqs] if target else None, mask)
     dev = pick_device(device)
-    if model == "identity":
-        generator, critic, meta = Identity(len(seqs)), None, {"model": {"name": "identity"}, "data": {}}
-        settings = InferenceSettings(batch_size=batch_size)
-    else:
-        loaded = load_model_file(model, expect={"sequences": seqs, **dict(expect or {})})
-        generator, critic, meta = loaded.generator, loaded.critic, loaded.meta
-        grid = meta["data"].get("grid_shape")
-        if grid is not None and list(grid) != list(pair.x.shape[1:]):
-            raise ValueError(f"{model}: model was trained on a {grid} grid, the scans are {list(pair.x.shape[1:])}")
-        settings = InferenceSettings.from_meta(
-            meta["data"], batch_size=batch_size, precision=precision, compile=compile
-        )
+    generator, critic, meta, settings = _load_generator(
+        model, seqs, list(pair.x.shape[1:]), expect, batch_size, precision, compile
+    )
     timings["load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     model_info = {"Name": meta["model"]["name"], "File": Path(model).name if model != "identity" else None}
@@ -109,20 +152,7 @@ def infer_scan(
         )
     if native and out_native:
         t0 = time.perf_counter()
-        for c, seq in enumerate(seqs):
-            spec = native[seq]
-            img = to_native(
-                nib.Nifti1Image(result[c], pair.affine), spec["reference"], spec["transforms"], spec["invert"]
-            )
-            atomic_save_nifti(img, out_native[seq])
-            _sidecar(
-                Path(out_native[seq]),
-                Sources=[Path(out[seq]).name],
-                Model=model_info,
-                Space="native",
-                Transforms=[Path(t).name for t in spec["transforms"]],
-                Interpolation="linear",
-            )
+        _write_native(result, pair.affine, seqs, native, out, out_native, model_info)
         timings["native"] = time.perf_counter() - t0
     if explain:
         t0 = time.perf_counter()

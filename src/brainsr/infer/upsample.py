@@ -19,10 +19,10 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
@@ -30,6 +30,9 @@ import numpy as np
 from brainsr import TEMPLATE_SPACE, __version__
 from brainsr.io import atomic_path, atomic_savefig, atomic_write_text
 from brainsr.paths import bids, label_ok
+
+if TYPE_CHECKING:
+    from brainsr.preprocess.layout import PrepLayout
 
 __all__ = ["UpsampleError", "UpsampleResult", "output_names", "resolve_model", "upsample_scans"]
 
@@ -185,6 +188,189 @@ def _qc_figure(inputs: Mapping[str, str], outputs: Mapping[str, str], mask: str,
     atomic_savefig(fig, path, dpi=110)
 
 
+class _Steps:
+    """The seconds of each step, kept and handed to ``step_done`` as each step ends."""
+
+    def __init__(self, step_done: Callable[[str, float], None] | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.step_done = step_done
+
+    def record(self, step: str, sec: float) -> None:
+        self.seconds[step] = sec
+        if self.step_done is not None:
+            self.step_done(step, sec)
+
+    def done(self, step: str, start: float) -> None:
+        """Record the step that began at ``start`` (``time.perf_counter``) and log its seconds."""
+        self.record(step, time.perf_counter() - start)
+        log.info("%s: %.1f s", step, self.seconds[step])
+
+
+@dataclass
+class _Plan:
+    """What the checks settle: the model's record, its sequences and prep, the checked inputs, the method name
+    and the intensity scaling of its training data."""
+
+    model_path: Path
+    meta: dict[str, Any]
+    seqs: list[str]
+    images: dict[str, str]
+    provenance: dict[str, dict[str, Any]]
+    prep: str
+    key: str
+    interpolation: str
+    method: str
+    percentiles: Sequence[float]
+    core_mm: float
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The model file's data record (prep, sequences, grid, intensity scaling)."""
+        return self.meta["data"]
+
+
+def _check_request(
+    images: Mapping[str, str | Path], model_path: Path, preprocess: Mapping[str, Any], work: Path
+) -> _Plan:
+    """Read the model file and every input it takes before any work; one clear message per problem."""
+    from brainsr.models.files import load_model_file
+    from brainsr.preprocess.pipeline import prep_spec
+
+    meta = load_model_file(model_path).meta
+    data = meta["data"]
+    seqs = list(data.get("sequences") or [])
+    missing = [q for q in seqs if q not in images]
+    if missing:
+        raise UpsampleError(
+            f"{model_path}: the model takes {', '.join(seqs)}; missing {', '.join(missing)} "
+            f"(give --{missing[0].lower()})"
+        )
+    extra = sorted(set(images) - set(seqs))
+    if extra:
+        log.warning("the model takes %s only: %s not used", ", ".join(seqs), ", ".join(extra))
+    # DICOM folders converted, every input read and checked: one clear message per unusable input, before any work
+    checked, provenance = _read_inputs({q: images[q] for q in seqs}, work)
+    prep = str(data.get("prep") or "affinelinear")
+    key, interpolation = prep_spec(prep, preprocess)
+    method = str(data.get("experiment") or meta["model"]["name"]) or "model"
+    method = "".join(ch for ch in method if ch.isalnum()) or "model"
+    intensity = data.get("intensity") or {}
+    percentiles = intensity.get("rescale_percentiles") or preprocess["rescale_percentiles"]
+    core_mm = intensity.get("rescale_core_mm")
+    core_mm = float(preprocess["rescale_core_mm"] if core_mm is None else core_mm)
+    return _Plan(model_path, meta, seqs, checked, provenance, prep, key, interpolation, method, percentiles, core_mm)
+
+
+def _preprocess_clinical(
+    plan: _Plan, preprocess: Mapping[str, Any], subject: str, work: Path, mask_out: Path, steps: _Steps
+) -> tuple[PrepLayout, list[str]]:
+    """The template grid, then the session's preprocessing as the model's training data had it, into ``work``;
+    the brain mask on the analysis grid is copied to ``mask_out``. Returns the layout and the transform chain."""
+    from brainsr.preprocess.chain import preprocess_session, session_keys
+    from brainsr.preprocess.layout import PrepLayout
+
+    t0 = time.perf_counter()
+    template, template_mask = _template(preprocess, work, plan.data)
+    steps.done("template", t0)
+
+    seqs, prep = plan.seqs, plan.prep
+    layout, ids = PrepLayout(str(work / "preprocess"), TEMPLATE_SPACE, tuple(seqs)), (subject, "clinical")
+    chain = session_keys([prep], preprocess)
+    timings = preprocess_session(
+        {q: str(plan.images[q]) for q in seqs},
+        layout=layout,
+        subject=subject,
+        session="clinical",
+        preps=[prep],
+        pre={**preprocess, "rescale_percentiles": list(plan.percentiles), "rescale_core_mm": plan.core_mm},
+        template=template,
+        template_mask=template_mask,
+        qc=False,
+    )
+    for step, sec in timings.items():  # logged by the chain as each ran
+        steps.record(step, sec)
+    shutil.copyfile(layout.image_mask(*ids, prep), mask_out)
+    return layout, chain
+
+
+def _upsample_prepped(
+    plan: _Plan,
+    layout: PrepLayout,
+    subject: str,
+    staging: Path,
+    names: Mapping[str, str],
+    steps: _Steps,
+    *,
+    device: str,
+    batch_size: int,
+    precision: str,
+) -> dict[str, str]:
+    """The preprocessed scans through the model into ``staging``, on the template grid and mapped back onto each
+    clinical grid. Returns the preprocessed (model input) images by sequence."""
+    from brainsr.infer.commands import infer_scan
+    from brainsr.preprocess.pipeline import native_chain
+
+    seqs, ids = plan.seqs, (subject, "clinical")
+    brains = {q: layout.brain(*ids, q) for q in seqs}
+    to_t1w = {q: layout.seq_xfm(*ids, q) for q in seqs[1:]}
+    prepped = {q: layout.image(*ids, plan.prep, q) for q in seqs}
+    inverse = layout.tpl_xfm(*ids, plan.key, inverse=True)
+
+    t0 = time.perf_counter()
+    native = {}
+    for q in seqs:
+        transforms, invert = native_chain(inverse, to_t1w.get(q))
+        native[q] = {"reference": brains[q], "transforms": transforms, "invert": invert}
+    infer_scan(
+        images=prepped,
+        out={q: str(staging / names[f"template:{q}"]) for q in seqs},
+        model=str(plan.model_path),
+        mask=str(staging / names["mask"]),
+        native=native,
+        out_native={q: str(staging / names[f"native:{q}"]) for q in seqs},
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+    )
+    steps.done("upsample and map back to the clinical grids", t0)
+    return prepped
+
+
+def _write_record(
+    plan: _Plan, preprocess: Mapping[str, Any], chain: list[str], seconds: Mapping[str, float], path: Path
+) -> None:
+    """The JSON record of the run: model, inputs (by content hash), steps, settings, software, seconds."""
+    meta, data = plan.meta, plan.data
+    record = {
+        "GeneratedBy": [{"Name": "brainsr upsample", "Version": __version__}],
+        "Model": {
+            "File": plan.model_path.name,
+            "SHA256": _sha256(plan.model_path),
+            "Architecture": meta["model"]["name"],
+            "Experiment": data.get("experiment"),
+            "TrainedWithBrainsr": meta.get("brainsr_version"),
+            "Sequences": plan.seqs,
+            "Prep": plan.prep,
+        },
+        # inputs by content hash (+ allow-listed DICOM acquisition fields): file names of clinical exports,
+        # and DICOM headers, often carry names or IDs
+        "Inputs": plan.provenance,
+        "Steps": [
+            f"bias correction ({preprocess['bias']['engine']}), brain extraction ({preprocess['brain']['engine']})",
+            f"registration to {TEMPLATE_SPACE} ({' then '.join(chain)})",
+            f"resampling ({plan.interpolation}) onto the {preprocess['grid_mm']:g} mm analysis grid, "
+            f"rescaled to [0, 1] (percentiles {list(plan.percentiles)}, core {plan.core_mm:g} mm)",
+            "upsampling with the model, mapped back onto each clinical grid (linear)",
+        ],
+        "Preprocessing": {
+            k: preprocess[k] for k in ("grid_mm", "iso_mm", "level_mm", "session_level_mm", "bias", "syn_iterations")
+        },
+        "Software": _versions(),
+        "Seconds": {k: round(v, 2) for k, v in seconds.items()},
+    }
+    atomic_write_text(json.dumps(record, indent=2, default=str) + "\n", path)
+
+
 def upsample_scans(
     images: Mapping[str, str | Path],
     model: str | Path,
@@ -205,136 +391,33 @@ def upsample_scans(
     variants, rescaling) of the training run's config; the model file supplies the prep, the sequences, the grid
     and the intensity scaling.
     """
-    from brainsr.infer.commands import infer_scan
-    from brainsr.models.files import load_model_file
-    from brainsr.preprocess.chain import preprocess_session, session_keys
-    from brainsr.preprocess.layout import PrepLayout
-    from brainsr.preprocess.pipeline import native_chain, prep_spec
-
     if not label_ok(subject):
         raise UpsampleError(f"--subject {subject!r}: a BIDS label has only letters and digits")
-    seconds: dict[str, float] = {}
-
-    def record(step: str, sec: float) -> None:
-        seconds[step] = sec
-        if step_done is not None:
-            step_done(step, sec)
-
-    def done(step: str, start: float) -> None:
-        record(step, time.perf_counter() - start)
-        log.info("%s: %.1f s", step, seconds[step])
+    steps = _Steps(step_done)
 
     with contextlib.ExitStack() as stack:  # the work folder is removed however the run ends
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="brainsr-upsample-")))
         t0 = time.perf_counter()
-        model_path = Path(model)
-        meta = load_model_file(model_path).meta
-        data = meta["data"]
-        seqs = list(data.get("sequences") or [])
-        missing = [q for q in seqs if q not in images]
-        if missing:
-            raise UpsampleError(
-                f"{model_path}: the model takes {', '.join(seqs)}; missing {', '.join(missing)} "
-                f"(give --{missing[0].lower()})"
-            )
-        extra = sorted(set(images) - set(seqs))
-        if extra:
-            log.warning("the model takes %s only: %s not used", ", ".join(seqs), ", ".join(extra))
-        # DICOM folders converted, every input read and checked: one clear message per unusable input, before any work
-        images, provenance = _read_inputs({q: images[q] for q in seqs}, work)
-        prep = str(data.get("prep") or "affinelinear")
-        key, interpolation = prep_spec(prep, preprocess)
-        method = str(data.get("experiment") or meta["model"]["name"]) or "model"
-        method = "".join(ch for ch in method if ch.isalnum()) or "model"
-        intensity = data.get("intensity") or {}
-        percentiles = intensity.get("rescale_percentiles") or preprocess["rescale_percentiles"]
-        core_mm = intensity.get("rescale_core_mm")
-        core_mm = float(preprocess["rescale_core_mm"] if core_mm is None else core_mm)
-        done("check", t0)
+        plan = _check_request(images, Path(model), preprocess, work)
+        steps.done("check", t0)
 
-        names = output_names(subject, method, seqs)
+        names = output_names(subject, plan.method, plan.seqs)
         staging = work / "staging"  # published into --out only when every step succeeded
         staging.mkdir()
-        t0 = time.perf_counter()
-        template, template_mask = _template(preprocess, work, data)
-        done("template", t0)
-
-        layout, ids = PrepLayout(str(work / "preprocess"), TEMPLATE_SPACE, tuple(seqs)), (subject, "clinical")
-        chain = session_keys([prep], preprocess)
-        steps = preprocess_session(
-            {q: str(images[q]) for q in seqs},
-            layout=layout,
-            subject=subject,
-            session="clinical",
-            preps=[prep],
-            pre={**preprocess, "rescale_percentiles": list(percentiles), "rescale_core_mm": core_mm},
-            template=template,
-            template_mask=template_mask,
-            qc=False,
+        layout, chain = _preprocess_clinical(plan, preprocess, subject, work, staging / names["mask"], steps)
+        prepped = _upsample_prepped(
+            plan, layout, subject, staging, names, steps, device=device, batch_size=batch_size, precision=precision
         )
-        for step, sec in steps.items():  # logged by the chain as each ran
-            record(step, sec)
-        brains = {q: layout.brain(*ids, q) for q in seqs}
-        to_t1w = {q: layout.seq_xfm(*ids, q) for q in seqs[1:]}
-        prepped = {q: layout.image(*ids, prep, q) for q in seqs}
-        shutil.copyfile(layout.image_mask(*ids, prep), staging / names["mask"])
-        inverse = layout.tpl_xfm(*ids, key, inverse=True)
-
-        t0 = time.perf_counter()
-        native = {}
-        for q in seqs:
-            transforms, invert = native_chain(inverse, to_t1w.get(q))
-            native[q] = {"reference": brains[q], "transforms": transforms, "invert": invert}
-        infer_scan(
-            images=prepped,
-            out={q: str(staging / names[f"template:{q}"]) for q in seqs},
-            model=str(model_path),
-            mask=str(staging / names["mask"]),
-            native=native,
-            out_native={q: str(staging / names[f"native:{q}"]) for q in seqs},
-            device=device,
-            batch_size=batch_size,
-            precision=precision,
-        )
-        done("upsample and map back to the clinical grids", t0)
 
         t0 = time.perf_counter()
         _qc_figure(
             prepped,
-            {q: str(staging / names[f"template:{q}"]) for q in seqs},
+            {q: str(staging / names[f"template:{q}"]) for q in plan.seqs},
             str(staging / names["mask"]),
             staging / names["qc"],
-            f"sub-{subject}: {method} ({prep}); input = preprocessed clinical scan",
+            f"sub-{subject}: {plan.method} ({plan.prep}); input = preprocessed clinical scan",
         )
-        done("qc figure", t0)
+        steps.done("qc figure", t0)
 
-        record = {
-            "GeneratedBy": [{"Name": "brainsr upsample", "Version": __version__}],
-            "Model": {
-                "File": model_path.name,
-                "SHA256": _sha256(model_path),
-                "Architecture": meta["model"]["name"],
-                "Experiment": data.get("experiment"),
-                "TrainedWithBrainsr": meta.get("brainsr_version"),
-                "Sequences": seqs,
-                "Prep": prep,
-            },
-            # inputs by content hash (+ allow-listed DICOM acquisition fields): file names of clinical exports,
-            # and DICOM headers, often carry names or IDs
-            "Inputs": provenance,
-            "Steps": [
-                f"bias correction ({preprocess['bias']['engine']}), brain extraction ({preprocess['brain']['engine']})",
-                f"registration to {TEMPLATE_SPACE} ({' then '.join(chain)})",
-                f"resampling ({interpolation}) onto the {preprocess['grid_mm']:g} mm analysis grid, "
-                f"rescaled to [0, 1] (percentiles {list(percentiles)}, core {core_mm:g} mm)",
-                "upsampling with the model, mapped back onto each clinical grid (linear)",
-            ],
-            "Preprocessing": {
-                k: preprocess[k]
-                for k in ("grid_mm", "iso_mm", "level_mm", "session_level_mm", "bias", "syn_iterations")
-            },
-            "Software": _versions(),
-            "Seconds": {k: round(v, 2) for k, v in seconds.items()},
-        }
-        atomic_write_text(json.dumps(record, indent=2, default=str) + "\n", staging / names["record"])
-        return UpsampleResult(_publish(staging, Path(out_dir), names), seconds)
+        _write_record(plan, preprocess, chain, steps.seconds, staging / names["record"])
+        return UpsampleResult(_publish(staging, Path(out_dir), names), steps.seconds)

@@ -457,6 +457,65 @@ def _levels(
     return out
 
 
+def _fixed_centre(
+    fixed: ants.ANTsImage, fgrid: _Grid, fixed_mask: ants.ANTsImage | None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The fixed sampling mask (checked against the fixed grid; ``None`` without one) and the centre of the
+    transform: the mask's centre of mass, else the fixed image's intensity-weighted one."""
+    fmask = None
+    if fixed_mask is not None:
+        fmask = fixed_mask.numpy() > 0
+        if fmask.shape != fgrid.shape:
+            raise ValueError(f"fixed_mask shape {fmask.shape} differs from the fixed image's {fgrid.shape}")
+        if not fmask.any():
+            raise ValueError("fixed_mask is empty")
+        centre = _centre_of_mass(fgrid, fmask.astype(np.float32))
+    else:
+        centre = _centre_of_mass(fgrid, fixed.numpy())
+    return fmask, centre
+
+
+def _initial_params(
+    moving: ants.ANTsImage, mgrid: _Grid, centre: np.ndarray, dof: int, initial: np.ndarray | None
+) -> np.ndarray:
+    """Starting parameters: ``initial`` about ``centre`` (for ``dof=6`` without its scales and shears), else the
+    translation that matches ``centre`` to the moving image's intensity-weighted centre of mass."""
+    if initial is None:
+        p = np.zeros(12)
+        p[:3] = _centre_of_mass(mgrid, moving.numpy()) - centre
+    else:
+        init = np.asarray(initial, dtype=np.float64)
+        if init.shape != (4, 4):
+            raise ValueError(f"initial must be a 4x4 matrix, got shape {init.shape}")
+        a0, b0 = init[:3, :3], init[:3, 3]
+        p = _params(a0, a0 @ centre + b0 - centre)
+        if dof == 6:
+            p[6:] = 0.0
+    return p
+
+
+def _coarse_to_fine(levels: list[_Level], p: np.ndarray, dof: int, search: bool) -> tuple[np.ndarray, list[float]]:
+    """Powell's method level by level, from ``p``: at the coarsest level after a rotation search (``search``) and,
+    for ``dof=12``, through rigid, similarity and affine. Returns the parameters and the final cost per level."""
+    costs = []
+    for n, level in enumerate(levels):
+        level.reorder(p)
+        radius = float(np.sqrt(np.mean(np.sum(level.rel_points**2, axis=0))))
+        radius = max(radius, 10.0)
+        if n == 0:
+            starts = _rotation_search(level, p) if search else [p]
+            runs = [_powell(level, s, "rigid", radius, MAXFEV_COARSE) for s in starts]
+            p, c = min(runs, key=lambda pc: pc[1])
+            if dof == 12:
+                p, c = _powell(level, p, "similarity", radius, MAXFEV_COARSE)
+                p, c = _powell(level, p, "affine", radius, MAXFEV_COARSE)
+        else:
+            maxfev = MAXFEV_FINE if n == len(levels) - 1 else MAXFEV_MID
+            p, c = _powell(level, p, "rigid" if dof == 6 else "affine", radius, maxfev)
+        costs.append(c)
+    return p, costs
+
+
 def register_cr(
     fixed: ants.ANTsImage,
     moving: ants.ANTsImage,
@@ -493,46 +552,10 @@ def register_cr(
         raise ValueError(f"levels_mm must be positive spacings, got {levels_mm!r}")
     start = time.perf_counter()
     fgrid, mgrid = _Grid.of(fixed), _Grid.of(moving)
-    fmask = None
-    if fixed_mask is not None:
-        fmask = fixed_mask.numpy() > 0
-        if fmask.shape != fgrid.shape:
-            raise ValueError(f"fixed_mask shape {fmask.shape} differs from the fixed image's {fgrid.shape}")
-        if not fmask.any():
-            raise ValueError("fixed_mask is empty")
-        centre = _centre_of_mass(fgrid, fmask.astype(np.float32))
-    else:
-        centre = _centre_of_mass(fgrid, fixed.numpy())
-
-    if initial is None:
-        p = np.zeros(12)
-        p[:3] = _centre_of_mass(mgrid, moving.numpy()) - centre
-    else:
-        init = np.asarray(initial, dtype=np.float64)
-        if init.shape != (4, 4):
-            raise ValueError(f"initial must be a 4x4 matrix, got shape {init.shape}")
-        a0, b0 = init[:3, :3], init[:3, 3]
-        p = _params(a0, a0 @ centre + b0 - centre)
-        if dof == 6:
-            p[6:] = 0.0
-
+    fmask, centre = _fixed_centre(fixed, fgrid, fixed_mask)
+    p = _initial_params(moving, mgrid, centre, dof, initial)
     levels = _levels(fixed, moving, fmask, centre, tuple(float(s) for s in levels_mm), bins)
-    costs = []
-    for n, level in enumerate(levels):
-        level.reorder(p)
-        radius = float(np.sqrt(np.mean(np.sum(level.rel_points**2, axis=0))))
-        radius = max(radius, 10.0)
-        if n == 0:
-            starts = _rotation_search(level, p) if initial is None else [p]
-            runs = [_powell(level, s, "rigid", radius, MAXFEV_COARSE) for s in starts]
-            p, c = min(runs, key=lambda pc: pc[1])
-            if dof == 12:
-                p, c = _powell(level, p, "similarity", radius, MAXFEV_COARSE)
-                p, c = _powell(level, p, "affine", radius, MAXFEV_COARSE)
-        else:
-            maxfev = MAXFEV_FINE if n == len(levels) - 1 else MAXFEV_MID
-            p, c = _powell(level, p, "rigid" if dof == 6 else "affine", radius, maxfev)
-        costs.append(c)
+    p, costs = _coarse_to_fine(levels, p, dof, search=initial is None)
 
     matrix = _matrix(p)
     translation = p[:3]

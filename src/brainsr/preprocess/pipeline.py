@@ -106,6 +106,72 @@ def _binary(img: nib.Nifti1Image, threshold: float = 0.5) -> np.ndarray:
     return np.asarray(img.dataobj) >= threshold
 
 
+def _session_mask(
+    user_mask: np.ndarray | None,
+    on_iso: Mapping[str, nib.Nifti1Image],
+    brain: Mapping[str, object],
+    reference_image: str,
+) -> tuple[np.ndarray, str]:
+    """The session brain mask on the isotropic T1w-space grid and the engine that made it: the user's mask
+    (``manual``), else brain extraction of the sequences on that grid; a failure names ``reference_image``."""
+    if user_mask is not None:
+        return user_mask, "manual"
+    from brainsr.preprocess.brain import BrainExtractionError, extract_brain
+
+    engine = str(brain["engine"])
+    params = {k: v for k, v in brain.items() if k not in ("engine", "manual_masks_dir")}
+    try:
+        mask = np.asarray(extract_brain(on_iso, engine, **params).dataobj) > 0
+    except BrainExtractionError as exc:  # name the session's image, and the way out
+        raise ImageInputError(
+            reference_image, f"brain extraction failed: {exc}; check the scan, or give a manual brain mask"
+        ) from exc
+    return mask, engine
+
+
+def _native_masks(
+    mask: np.ndarray,
+    affine: np.ndarray,
+    corrected: Mapping[str, nib.Nifti1Image],
+    staged: Mapping[str, str],
+) -> dict[str, np.ndarray]:
+    """The session mask mapped onto each sequence's native grid (through the inverse of its rigid transform)."""
+    return {
+        seq: _binary(
+            resample(
+                nib.Nifti1Image(mask.astype(np.uint8), affine),
+                img,
+                [staged[seq]] if seq in staged else [],
+                "linear",
+                invert=[True] if seq in staged else None,
+            )
+        )
+        for seq, img in corrected.items()
+    }
+
+
+def _write_brains(
+    images: Mapping[str, str],
+    corrected: Mapping[str, nib.Nifti1Image],
+    native_masks: Mapping[str, np.ndarray],
+    out_brain: Mapping[str, str],
+    bias_info: Mapping[str, Any],
+    engine: str,
+    out_mask: str,
+) -> None:
+    """The brain-extracted, bias-corrected native image of each sequence, with its sidecar."""
+    for seq, img in corrected.items():
+        brain_img = nib.Nifti1Image(np.asarray(img.dataobj) * native_masks[seq], img.affine)
+        atomic_save_nifti(brain_img, out_brain[seq])
+        _sidecar(
+            Path(str(out_brain[seq]).removesuffix(".nii.gz")).with_suffix(".json"),
+            Sources=[f"bids:raw:{Path(images[seq]).name}"],
+            BiasCorrection=bias_info[seq],
+            BrainExtraction={"engine": engine, "mask": Path(out_mask).name},
+            SkullStripped=True,
+        )
+
+
 def prepare_session(
     images: Mapping[str, str],
     *,
@@ -146,46 +212,14 @@ def prepare_session(
             timings[f"rigid_{seq}_to_{REFERENCE}"] = info["seconds"]
             on_iso[seq] = resample(corrected[seq], ref_nib, [path], "linear")
         start = time.perf_counter()
-        if user_mask is not None:
-            mask, engine = user_mask, "manual"
-        else:
-            from brainsr.preprocess.brain import BrainExtractionError, extract_brain
-
-            engine = str(brain["engine"])
-            params = {k: v for k, v in brain.items() if k not in ("engine", "manual_masks_dir")}
-            try:
-                mask = np.asarray(extract_brain(on_iso, engine, **params).dataobj) > 0
-            except BrainExtractionError as exc:  # name the session's image, and the way out
-                raise ImageInputError(
-                    images[REFERENCE], f"brain extraction failed: {exc}; check the scan, or give a manual brain mask"
-                ) from exc
+        mask, engine = _session_mask(user_mask, on_iso, brain, images[REFERENCE])
         timings["brain_extraction"] = time.perf_counter() - start
-        native_masks = {
-            seq: _binary(
-                resample(
-                    nib.Nifti1Image(mask.astype(np.uint8), affine),
-                    img,
-                    [staged[seq]] if seq in staged else [],
-                    "linear",
-                    invert=[True] if seq in staged else None,
-                )
-            )
-            for seq, img in corrected.items()
-        }
+        native_masks = _native_masks(mask, affine, corrected, staged)
         for seq, path in staged.items():
             Path(out_xfm[seq]).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, out_xfm[seq])
     mask_img = nib.Nifti1Image(mask.astype(np.uint8), affine)
-    for seq, img in corrected.items():
-        brain_img = nib.Nifti1Image(np.asarray(img.dataobj) * native_masks[seq], img.affine)
-        atomic_save_nifti(brain_img, out_brain[seq])
-        _sidecar(
-            Path(str(out_brain[seq]).removesuffix(".nii.gz")).with_suffix(".json"),
-            Sources=[f"bids:raw:{Path(images[seq]).name}"],
-            BiasCorrection=bias_info[seq],
-            BrainExtraction={"engine": engine, "mask": Path(out_mask).name},
-            SkullStripped=True,
-        )
+    _write_brains(images, corrected, native_masks, out_brain, bias_info, engine, out_mask)
     atomic_save_nifti(mask_img, out_mask)
     voxel_ml = iso_mm**3 / 1000.0
     return {"engine": engine, "brain_ml": float(mask.sum() * voxel_ml), "seconds": timings}

@@ -127,21 +127,20 @@ def _image_table(image: pd.DataFrame, methods: Mapping, models: Mapping, names: 
     return merged[[c for c in first if c in merged] + [c for c in merged if c not in first]]
 
 
-def write_group_tables(
-    spec: Mapping, tables: str | Path, figures: str | Path, html: str | Path | None = None
-) -> dict[str, Path]:
-    """Every group table, the Fig. 10 and 13 figures and the metrics-by-protocol figure, and with *html* the
-    REPORT_TABLES as HTML pages there (keys ``<key>_html``); returns ``{key: path}``."""
-    from brainsr.report import figures as figs
-    from brainsr.report.html import table_html
+def _experiments(methods: Mapping) -> list[str]:
+    """The trained experiments among the methods (not the interpolation baselines), in spec order."""
+    return [m for m in methods if methods[m]["kind"] == "experiment"]
 
-    tables, figures = Path(tables), Path(figures)
+
+def _group_frames(spec: Mapping) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Every group table by its ``GROUP_TABLES`` key, from the evaluation files of the spec, and the control
+    subjects' volumes (Fig. 13)."""
     files = _entries(spec)
     methods = spec["methods"]
     out: dict[str, pd.DataFrame] = {}
     image = tab.image_long(files["image"])
     out["image"] = image
-    experiments = [m for m in methods if methods[m]["kind"] == "experiment"]
+    experiments = _experiments(methods)
     table1 = [m for m in spec.get("table1", []) if m in methods]
     baselines = sorted({f"interp{methods[m]['prep']}" for m in table1} & set(methods))
     out["table1"] = _image_table(image, methods, spec.get("models", {}), baselines + table1)
@@ -177,6 +176,12 @@ def write_group_tables(
     out["findings"] = tab.findings(
         image, errors, agreement, out["fig10"], showcase, f"interp{methods[showcase]['prep']}", rivals
     )
+    return out, controls
+
+
+def _write_tables(out: Mapping[str, pd.DataFrame], tables: Path, html: str | Path | None) -> dict[str, Path]:
+    """Each table as a TSV file under ``tables`` and, with ``html``, the REPORT_TABLES as HTML pages there."""
+    from brainsr.report.html import table_html
 
     written = {}
     for key, frame in out.items():
@@ -184,7 +189,19 @@ def write_group_tables(
         if html is not None and key in REPORT_TABLES:
             page = table_html(frame, REPORT_TABLES[key], str(tables / GROUP_TABLES[key]))
             written[f"{key}_html"] = atomic_write_text(page, Path(html) / f"{Path(GROUP_TABLES[key]).stem}.html")
-    points = tab.paired_volumes(volumes)
+    return written
+
+
+def _write_group_figures(
+    spec: Mapping, out: Mapping[str, pd.DataFrame], controls: pd.DataFrame, figures: Path
+) -> dict[str, Path]:
+    """The Fig. 10 (Bland-Altman) and Fig. 13 (longitudinal) figures and the metrics-by-protocol figure."""
+    from brainsr.report import figures as figs
+
+    methods = spec["methods"]
+    experiments = _experiments(methods)
+    written = {}
+    points = tab.paired_volumes(out["volumes"])
     shown = [m for m in spec.get("figure_methods", []) if m in methods] or experiments[:1] or list(methods)[:1]
     fig = figs.bland_altman_figure(
         points,
@@ -203,11 +220,23 @@ def write_group_tables(
         fig = figs.note_figure("Fig. 13: no control subjects with repeated research scans", (5, 2))
     written["fig13_png"] = atomic_savefig(fig, figures / GROUP_FIGURES["fig13"], dpi=110)
     fig = figs.metric_distribution_figure(
-        image,
+        out["image"],
         list(methods),
         f"Image metrics in the brain per test subject and sequence ({len(spec['subjects'])} subjects)",
     )
     written["metrics_png"] = atomic_savefig(fig, figures / GROUP_FIGURES["metrics"], dpi=110)
+    return written
+
+
+def write_group_tables(
+    spec: Mapping, tables: str | Path, figures: str | Path, html: str | Path | None = None
+) -> dict[str, Path]:
+    """Every group table, the Fig. 10 and 13 figures and the metrics-by-protocol figure, and with *html* the
+    REPORT_TABLES as HTML pages there (keys ``<key>_html``); returns ``{key: path}``."""
+    tables, figures = Path(tables), Path(figures)
+    out, controls = _group_frames(spec)
+    written = _write_tables(out, tables, html)
+    written.update(_write_group_figures(spec, out, controls, figures))
     return written
 
 

@@ -312,166 +312,200 @@ def _log_images(
         writer.add_image("gradcam/output_target", torch.cat([c[0, 0] for c in cams], dim=1)[None].cpu(), epoch)
 
 
-def train_experiment(
-    settings: TrainSettings,
-    train_pairs: Sequence[ScanPair],
-    validation_pairs: Sequence[ScanPair],
-    *,
-    out_model: str | os.PathLike,
-    out_history: str | os.PathLike,
-    work_dir: str | os.PathLike,
-    data_meta: Mapping[str, Any],
-    inputs: Sequence[str | os.PathLike] = (),
-    device: str = "auto",
-    tensorboard: bool = True,
-    progress: bool = True,
-    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-) -> dict[str, Any]:
-    """Train one experiment; write the best model file and the per-epoch history; return a summary.
-
-    ``data_meta`` is recorded in the model file (prep, sequences, grid, intensity scaling...). ``inputs`` (the
-    training files) enter the checkpoint fingerprint, so changed data never resumes a stale checkpoint.
-    """
-    from tqdm import tqdm
-
-    work = Path(work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    torch.set_flush_denormal(True)
-    seed_everything(settings.seed)
-    dev = pick_device(device)
-    train_ds, val_ds, image_size = build_datasets(settings, train_pairs, validation_pairs)
-    channels = int(train_ds[0][0].shape[0])
-    state = make_state(settings, channels, image_size, dev)
-    run, generator, critic, model_kwargs = state.run, state.generator, state.critic, state.model_kwargs
-    opt_g, opt_d, scaler_g, scaler_d, objective = (
-        state.opt_g,
-        state.opt_d,
-        state.scaler_g,
-        state.scaler_d,
-        state.objective,
-    )
-    sched = _scheduler(settings, opt_g)
+def _checkpoint_fingerprint(
+    settings: TrainSettings, state: TrainState, data_meta: Mapping[str, Any], inputs: Sequence[str | os.PathLike]
+) -> str:
+    """The fingerprint a checkpoint must carry to be resumed: settings, inputs, data, model and precision."""
     # the precision enters the fingerprint: a checkpoint never resumes in another mode
-    meta_fp = {"data": dict(data_meta), "model_kwargs": model_kwargs, "precision": state.precision.precision}
-    fp = fingerprint(settings, inputs, json.loads(json.dumps(meta_fp, default=str)))
+    meta_fp = {"data": dict(data_meta), "model_kwargs": state.model_kwargs, "precision": state.precision.precision}
+    return fingerprint(settings, inputs, json.loads(json.dumps(meta_fp, default=str)))
 
+
+def _resume(
+    ckpt_path: Path, fp: str, state: TrainState, sched: torch.optim.lr_scheduler.LRScheduler, dev: torch.device
+) -> tuple[list[dict[str, float]], dict[str, Any], int]:
+    """Load the checkpoint of the same fingerprint into the modules, optimisers, scheduler, scalers and random
+    state; return the history, the best model so far and the first epoch to train (a fresh start without one)."""
     history: list[dict[str, float]] = []
     best: dict[str, Any] = {"loss": float("inf"), "epoch": -1, "generator": None, "critic": None, "metrics": {}}
     start_epoch = 0
-    ckpt_path = work / CHECKPOINT
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
         if ckpt.get("fingerprint") == fp:
-            generator.load_state_dict(ckpt["generator"])
-            opt_g.load_state_dict(ckpt["opt_g"])
+            state.generator.load_state_dict(ckpt["generator"])
+            state.opt_g.load_state_dict(ckpt["opt_g"])
             sched.load_state_dict(ckpt["scheduler"])
-            scaler_g.load_state_dict(ckpt["scaler_g"])
-            if critic is not None:
-                critic.load_state_dict(ckpt["critic"])
-                opt_d.load_state_dict(ckpt["opt_d"])
-                scaler_d.load_state_dict(ckpt["scaler_d"])
+            state.scaler_g.load_state_dict(ckpt["scaler_g"])
+            if state.critic is not None:
+                state.critic.load_state_dict(ckpt["critic"])
+                state.opt_d.load_state_dict(ckpt["opt_d"])
+                state.scaler_d.load_state_dict(ckpt["scaler_d"])
             history, best = ckpt["history"], ckpt["best"]
             start_epoch = int(ckpt["epoch"]) + 1
             _set_rng_state(ckpt["rng"])
             log.info("resuming from %s after epoch %d", ckpt_path, start_epoch)
         else:
             log.warning("%s was written for other settings or inputs; starting from scratch", ckpt_path)
-    writer = None
-    if tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
+    return history, best, start_epoch
 
-        writer = SummaryWriter(str(work / "tensorboard"), purge_step=start_epoch)
 
-    val_loader = DataLoader(val_ds, batch_size=settings.batch_size, shuffle=False)
-    image_sample = val_ds[len(val_ds) // 2]
-    n_params = count_parameters(generator)
+def _open_writer(work: Path, start_epoch: int) -> Any:
+    """The TensorBoard writer under ``work``, dropping what a killed run logged after ``start_epoch``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(work / "tensorboard"), purge_step=start_epoch)
+
+
+def _log_start(state: TrainState, n_params: int, train_ds: Dataset, val_ds: Dataset, dev: torch.device) -> None:
+    """The experiment's first line in the log: model, size, samples, device, autocast."""
     log.info(
         "%s: %d parameters, %d training / %d validation samples of %s, device %s, autocast %s",
-        settings.model,
+        state.settings.model,
         n_params,
         len(train_ds),
         len(val_ds),
         tuple(train_ds[0][0].shape),
         dev,
-        run.dtype,
+        state.run.dtype,
     )
-    for epoch in range(start_epoch, settings.epochs):
-        generator.train()
-        if critic is not None:
-            critic.train()
-        loader = _epoch_loader(train_ds, settings, epoch)
-        sums: dict[str, float] = {}
-        seen, t0 = 0, time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False)
-        for x, y in bar:
-            terms = train_step(state, x, y)
-            n = x.shape[0]
-            seen += n
-            for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + value * n
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
-        seconds = time.perf_counter() - t0
-        row: dict[str, float] = {"epoch": epoch + 1, "lr": opt_g.param_groups[0]["lr"]}
-        row.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
-        row.update(_validate(generator, critic, val_loader, objective, run))
-        row.update(samples=seen, seconds=seconds, samples_per_s=seen / max(seconds, 1e-9))
-        sched.step()
-        history.append(row)
-        if row["val_loss"] < best["loss"]:
-            best = {
-                "loss": row["val_loss"],
-                "epoch": epoch + 1,
-                "generator": copy.deepcopy({k: v.detach().cpu() for k, v in generator.state_dict().items()}),
-                "critic": None
-                if critic is None
-                else copy.deepcopy({k: v.detach().cpu() for k, v in critic.state_dict().items()}),
-                "metrics": {k: v for k, v in row.items() if k.startswith("val_")},
-            }
-        log.info(
-            "epoch %d/%d: train %.5f, val loss %.5f, MAE %.5f (input %.5f), PSNR %.2f (input %.2f), SSIM %.4f, %.1f s",
-            epoch + 1,
-            settings.epochs,
-            row["train_loss"],
-            row["val_loss"],
-            row["val_mae"],
-            row["val_mae_input"],
-            row["val_psnr"],
-            row["val_psnr_input"],
-            row["val_ssim"],
-            seconds,
-        )
-        if writer is not None:
-            for key, value in row.items():
-                if key != "epoch":
-                    writer.add_scalar(key.replace("_", "/", 1), value, epoch + 1)
-            if settings.image_every and (epoch + 1) % settings.image_every == 0:
-                _log_images(writer, generator, critic, image_sample, run, epoch + 1)
-            writer.flush()
-        snapshot = {
-            "fingerprint": fp,
-            "epoch": epoch,
-            "generator": generator.state_dict(),
-            "critic": critic.state_dict() if critic is not None else None,
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict() if opt_d is not None else None,
-            "scheduler": sched.state_dict(),
-            "scaler_g": scaler_g.state_dict(),
-            "scaler_d": scaler_d.state_dict(),
-            "rng": _rng_state(),
-            "history": history,
-            "best": best,
+
+
+def _train_epoch(
+    state: TrainState, train_ds: Dataset, epoch: int, progress: bool
+) -> tuple[dict[str, float], int, float]:
+    """One epoch of :func:`train_step` over the epoch's batches: the sample-weighted sums of the loss terms, the
+    number of samples seen and the seconds it took."""
+    from tqdm import tqdm
+
+    settings = state.settings
+    state.generator.train()
+    if state.critic is not None:
+        state.critic.train()
+    loader = _epoch_loader(train_ds, settings, epoch)
+    sums: dict[str, float] = {}
+    seen, t0 = 0, time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False)
+    for x, y in bar:
+        terms = train_step(state, x, y)
+        n = x.shape[0]
+        seen += n
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value * n
+        bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
+    return sums, seen, time.perf_counter() - t0
+
+
+def _epoch_row(
+    state: TrainState, val_loader: DataLoader, epoch: int, sums: dict[str, float], seen: int, seconds: float
+) -> dict[str, float]:
+    """The epoch's history row: learning rate, mean training terms, validation metrics, throughput."""
+    row: dict[str, float] = {"epoch": epoch + 1, "lr": state.opt_g.param_groups[0]["lr"]}
+    row.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
+    row.update(_validate(state.generator, state.critic, val_loader, state.objective, state.run))
+    row.update(samples=seen, seconds=seconds, samples_per_s=seen / max(seconds, 1e-9))
+    return row
+
+
+def _best_so_far(best: dict[str, Any], row: dict[str, float], epoch: int, state: TrainState) -> dict[str, Any]:
+    """The best model so far: a CPU copy of G's (and D's) weights when this epoch's validation loss is lower."""
+    if row["val_loss"] < best["loss"]:
+        generator, critic = state.generator, state.critic
+        best = {
+            "loss": row["val_loss"],
+            "epoch": epoch + 1,
+            "generator": copy.deepcopy({k: v.detach().cpu() for k, v in generator.state_dict().items()}),
+            "critic": None
+            if critic is None
+            else copy.deepcopy({k: v.detach().cpu() for k, v in critic.state_dict().items()}),
+            "metrics": {k: v for k, v in row.items() if k.startswith("val_")},
         }
-        _atomic_torch_save(snapshot, ckpt_path)
-        atomic_write_tsv(pd.DataFrame(history), work / "history.tsv", float_format="%.6g")
-        if on_epoch_end is not None:
-            try:
-                on_epoch_end(epoch + 1, row)
-            except StopTraining:
-                if writer is not None:
-                    writer.close()
-                raise
-    if writer is not None:
-        writer.close()
+    return best
+
+
+def _log_epoch(settings: TrainSettings, epoch: int, row: dict[str, float]) -> None:
+    """The epoch's line in the log."""
+    log.info(
+        "epoch %d/%d: train %.5f, val loss %.5f, MAE %.5f (input %.5f), PSNR %.2f (input %.2f), SSIM %.4f, %.1f s",
+        epoch + 1,
+        settings.epochs,
+        row["train_loss"],
+        row["val_loss"],
+        row["val_mae"],
+        row["val_mae_input"],
+        row["val_psnr"],
+        row["val_psnr_input"],
+        row["val_ssim"],
+        row["seconds"],
+    )
+
+
+def _write_tensorboard(
+    writer: Any, state: TrainState, epoch: int, row: dict[str, float], image_sample: tuple[Tensor, Tensor]
+) -> None:
+    """The epoch's scalars and, every ``image_every`` epochs, its image grids in TensorBoard."""
+    for key, value in row.items():
+        if key != "epoch":
+            writer.add_scalar(key.replace("_", "/", 1), value, epoch + 1)
+    if state.settings.image_every and (epoch + 1) % state.settings.image_every == 0:
+        _log_images(writer, state.generator, state.critic, image_sample, state.run, epoch + 1)
+    writer.flush()
+
+
+def _save_checkpoint(
+    ckpt_path: Path,
+    fp: str,
+    epoch: int,
+    state: TrainState,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    history: list[dict[str, float]],
+    best: dict[str, Any],
+) -> None:
+    """Write the checkpoint after ``epoch`` atomically: everything a resumed run needs to continue exactly."""
+    critic, opt_d = state.critic, state.opt_d
+    snapshot = {
+        "fingerprint": fp,
+        "epoch": epoch,
+        "generator": state.generator.state_dict(),
+        "critic": critic.state_dict() if critic is not None else None,
+        "opt_g": state.opt_g.state_dict(),
+        "opt_d": opt_d.state_dict() if opt_d is not None else None,
+        "scheduler": sched.state_dict(),
+        "scaler_g": state.scaler_g.state_dict(),
+        "scaler_d": state.scaler_d.state_dict(),
+        "rng": _rng_state(),
+        "history": history,
+        "best": best,
+    }
+    _atomic_torch_save(snapshot, ckpt_path)
+
+
+def _call_epoch_end(
+    on_epoch_end: Callable[[int, dict[str, float]], None], epoch: int, row: dict[str, float], writer: Any
+) -> None:
+    """Call ``on_epoch_end`` after the checkpoint; on :class:`StopTraining` close the writer and re-raise."""
+    try:
+        on_epoch_end(epoch + 1, row)
+    except StopTraining:
+        if writer is not None:
+            writer.close()
+        raise
+
+
+def _write_outputs(
+    state: TrainState,
+    best: dict[str, Any],
+    history: list[dict[str, float]],
+    *,
+    channels: int,
+    n_params: int,
+    n_samples: int,
+    dev: torch.device,
+    data_meta: Mapping[str, Any],
+    out_model: str | os.PathLike,
+    out_history: str | os.PathLike,
+) -> dict[str, Any]:
+    """Write the best model file, its JSON summary and the history; return the summary."""
+    settings, model_kwargs, critic = state.settings, state.model_kwargs, state.critic
     if best["generator"] is None:
         raise RuntimeError("no epoch was trained (epochs must be >= 1)")
     best_generator = build_model(settings.model, **model_kwargs)
@@ -484,9 +518,9 @@ def train_experiment(
         "parameters": n_params,
         "best_epoch": best["epoch"],
         "epochs": settings.epochs,
-        "samples": len(train_ds),
+        "samples": n_samples,
         "device": str(dev),
-        "autocast": str(run.dtype),
+        "autocast": str(state.run.dtype),
         "precision": state.precision.precision,
         "precision_reason": state.precision.reason,
         "train_seconds": float(sum(r["seconds"] for r in history)),
@@ -513,3 +547,70 @@ def train_experiment(
     atomic_write_tsv(pd.DataFrame(history), out_history, float_format="%.6g")
     atomic_write_text(json.dumps(summary, indent=2, default=float) + "\n", Path(out_model).with_suffix(".json"))
     return summary
+
+
+def train_experiment(
+    settings: TrainSettings,
+    train_pairs: Sequence[ScanPair],
+    validation_pairs: Sequence[ScanPair],
+    *,
+    out_model: str | os.PathLike,
+    out_history: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    data_meta: Mapping[str, Any],
+    inputs: Sequence[str | os.PathLike] = (),
+    device: str = "auto",
+    tensorboard: bool = True,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train one experiment; write the best model file and the per-epoch history; return a summary.
+
+    ``data_meta`` is recorded in the model file (prep, sequences, grid, intensity scaling...). ``inputs`` (the
+    training files) enter the checkpoint fingerprint, so changed data never resumes a stale checkpoint.
+    """
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    torch.set_flush_denormal(True)
+    seed_everything(settings.seed)
+    dev = pick_device(device)
+    train_ds, val_ds, image_size = build_datasets(settings, train_pairs, validation_pairs)
+    channels = int(train_ds[0][0].shape[0])
+    state = make_state(settings, channels, image_size, dev)
+    sched = _scheduler(settings, state.opt_g)
+    fp = _checkpoint_fingerprint(settings, state, data_meta, inputs)
+    ckpt_path = work / CHECKPOINT
+    history, best, start_epoch = _resume(ckpt_path, fp, state, sched, dev)
+    writer = _open_writer(work, start_epoch) if tensorboard else None
+
+    val_loader = DataLoader(val_ds, batch_size=settings.batch_size, shuffle=False)
+    image_sample = val_ds[len(val_ds) // 2]
+    n_params = count_parameters(state.generator)
+    _log_start(state, n_params, train_ds, val_ds, dev)
+    for epoch in range(start_epoch, settings.epochs):
+        sums, seen, seconds = _train_epoch(state, train_ds, epoch, progress)
+        row = _epoch_row(state, val_loader, epoch, sums, seen, seconds)
+        sched.step()
+        history.append(row)
+        best = _best_so_far(best, row, epoch, state)
+        _log_epoch(settings, epoch, row)
+        if writer is not None:
+            _write_tensorboard(writer, state, epoch, row, image_sample)
+        _save_checkpoint(ckpt_path, fp, epoch, state, sched, history, best)
+        atomic_write_tsv(pd.DataFrame(history), work / "history.tsv", float_format="%.6g")
+        if on_epoch_end is not None:
+            _call_epoch_end(on_epoch_end, epoch, row, writer)
+    if writer is not None:
+        writer.close()
+    return _write_outputs(
+        state,
+        best,
+        history,
+        channels=channels,
+        n_params=n_params,
+        n_samples=len(train_ds),
+        dev=dev,
+        data_meta=data_meta,
+        out_model=out_model,
+        out_history=out_history,
+    )
