@@ -340,6 +340,8 @@ def test_sinc_resample_equals_ants_sinc_in_the_mask(tmp_path: Path) -> None:
     theirs = np.asarray(resample(src, grid, paths, "sinc").dataobj)
     assert np.abs(ours - theirs)[within].max() < 1e-3
     assert (ours[~within] == 0).all() and np.abs(theirs[within]).max() > 10
+    # resample() takes this route when told which voxels are needed
+    assert np.array_equal(np.asarray(resample(src, grid, paths, "sinc", within=within).dataobj), ours)
 
 
 # ---------------------------------------------------------------------------------------------------- labels, config

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 
+import nibabel as nib
 import numpy as np
 
 from brainsr.io import atomic_path
+from brainsr.preprocess.register import LPS
 
-__all__ = ["LPS", "itk_world_affine", "read_flirt_world", "write_flirt"]
-
-#: RAS <-> LPS (its own inverse).
-LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+__all__ = ["itk_world_affine", "read_flirt_world", "write_flirt"]
 
 
 def itk_world_affine(itk_file: str | os.PathLike) -> np.ndarray:
@@ -25,7 +24,8 @@ def itk_world_affine(itk_file: str | os.PathLike) -> np.ndarray:
     transform file (which maps fixed LPS points to moving LPS points)."""
     from brainsr.preprocess.cr import read_affine
 
-    return LPS @ np.linalg.inv(read_affine(itk_file)) @ LPS
+    flip = nib.affines.from_matvec(LPS)
+    return flip @ np.linalg.inv(read_affine(itk_file)) @ flip
 
 
 def _image(path: str | os.PathLike) -> object:

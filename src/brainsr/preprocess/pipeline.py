@@ -24,7 +24,7 @@ from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.preprocess.bias import correct_bias
 from brainsr.preprocess.images import ImageInputError, load_checked, load_scan, scoped_tmpdir, zooms_mm
 from brainsr.preprocess.register import downsample, invert_linear, register_linear, register_warp
-from brainsr.preprocess.resample import brain_core, resample, rescale, sinc_resample
+from brainsr.preprocess.resample import brain_core, resample, rescale
 from brainsr.preprocess.template import iso_grid, resample_to_grid
 
 __all__ = [
@@ -324,10 +324,7 @@ def resample_session(
     info, core = {}, brain_core(mask_tpl, core_mm, zooms_mm(grid))
     for seq, path in brains.items():
         chain = [xfm_template] + ([] if seq == REFERENCE else [xfm_to_reference[seq]])
-        if interpolation == "sinc" and all(str(t).endswith(".mat") for t in chain):  # only the mask is kept
-            moved = sinc_resample(load_checked(path), grid, chain, mask_tpl)
-        else:
-            moved = resample(load_checked(path), grid, chain, interpolation)
+        moved = resample(load_checked(path), grid, chain, interpolation, within=mask_tpl)  # only the mask is kept
         data, scale = rescale(np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles, core_mm, core=core)
         atomic_save_nifti(nib.Nifti1Image(data, grid.affine), out_images[seq])
         _sidecar(

@@ -26,6 +26,7 @@ from brainsr.preprocess.images import scoped_tmpdir, to_ants
 __all__ = [
     "ALIGNMENTS",
     "COSTS",
+    "LPS",
     "downsample",
     "invert_linear",
     "map_points",
@@ -39,7 +40,8 @@ ALIGNMENTS = ("rigid", "affine", "warp")
 COSTS = ("cr", "mi")
 _DOF = {"rigid": 6, "affine": 12}
 _ANTS_TYPE = {"rigid": "Rigid", "affine": "Affine"}
-_LPS = np.diag([-1.0, -1.0, 1.0])
+#: RAS <-> LPS world coordinates (its own inverse).
+LPS = np.diag([-1.0, -1.0, 1.0])
 #: ANTs draws the metric's sample points with this seed (from the environment) unless the user set one: the same
 #: inputs then give the same transforms (determinism).
 os.environ.setdefault("ANTS_RANDOM_SEED", "2022")
@@ -47,7 +49,7 @@ os.environ.setdefault("ANTS_RANDOM_SEED", "2022")
 
 def ras_to_lps(points: np.ndarray) -> np.ndarray:
     """RAS (nibabel) <-> LPS (ITK) world coordinates of an (N, 3) array (the map is its own inverse)."""
-    return np.asarray(points, float) @ _LPS
+    return np.asarray(points, float) @ LPS
 
 
 def downsample(img: nib.Nifti1Image | Any, level_mm: float) -> Any:

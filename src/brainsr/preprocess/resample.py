@@ -29,13 +29,19 @@ def resample(
     transforms: list[str],
     interpolation: str,
     invert: list[bool] | None = None,
+    within: np.ndarray | None = None,
 ) -> nib.Nifti1Image:
     """``moving`` resampled onto ``reference``'s grid through ``transforms`` (``ants.apply_transforms`` order;
-    ``invert`` flags linear transforms to apply inverted). An empty list is the identity (same world space)."""
+    ``invert`` flags linear transforms to apply inverted). An empty list is the identity (same world space).
+    ``within``: the voxels whose values are needed (the rest may come out zero); windowed sinc through linear
+    transforms is then computed there only (:func:`sinc_resample`)."""
     import ants
 
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}; choose one of {sorted(INTERPOLATIONS)}")
+    linear = bool(transforms) and not invert and all(str(t).endswith(".mat") for t in transforms)
+    if interpolation == "sinc" and within is not None and linear:
+        return sinc_resample(moving, reference, list(transforms), within)
     with scoped_tmpdir() as tmp:
         transforms = list(transforms)
         if not transforms:
