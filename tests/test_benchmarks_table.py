@@ -121,7 +121,7 @@ def test_cpu_time_comes_from_the_jobs_log_when_it_has_one(tmp_path):
 def test_resources_used_counts_this_process():
     import time
 
-    from brainsr.cli import resources_used
+    from brainsr.usage import resources_used
 
     start = time.perf_counter()
     before = resources_used(start)["cpu_s"]

@@ -14,10 +14,10 @@ from scipy import ndimage as ndi
 
 from brainsr.cli import main
 from brainsr.metrics.agreement import overlap_metrics
-from brainsr.metrics.commands import evaluate_images, evaluate_quality
+from brainsr.metrics.evaluate import evaluate_images, evaluate_quality
 from brainsr.metrics.scanset import ScanSetInputs, evaluate_scan_set, memo_loader
 from brainsr.preprocess.images import load_checked
-from brainsr.segment.commands import segment_classes, segment_tissues
+from brainsr.segment.run import segment_classes, segment_tissues
 
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])
 #: phantom classes: 0 outside, 1 CSF, 2 GM, 3 WM, 4 lesion; contrasts (FLAIR, T2w, T1w) in [0, 1]

@@ -12,9 +12,10 @@ from conftest import small_model_file
 from torch import nn
 
 from brainsr.infer import InferenceSettings, explain_slices, upsample_volume
-from brainsr.infer.commands import infer_scan, native_chain
+from brainsr.infer.scans import infer_scan
 from brainsr.models import AttentionUNet, Critic
 from brainsr.models.files import ModelFileError
+from brainsr.preprocess.pipeline import native_chain
 from brainsr.preprocess.register import invert_linear
 from brainsr.preprocess.resample import resample
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainsr.metrics.commands import evaluate_agreement, read_lookup
+from brainsr.metrics.evaluate import evaluate_agreement, read_lookup
 from brainsr.report import tables as tab
-from brainsr.report.commands import figure_sequences
+from brainsr.report.build import figure_sequences
 from brainsr.report.figures import (
     attention_figure,
     bland_altman_figure,
@@ -249,7 +249,7 @@ def test_group_figures_are_written(tmp_path):
 
 def test_report_tables_cli_on_a_two_subject_example(tmp_path):
     """`brainsr report tables` from hand-written evaluation files: every table and both figures are written."""
-    from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, REPORT_TABLES, write_group_tables
+    from brainsr.report.build import GROUP_FIGURES, GROUP_TABLES, REPORT_TABLES, write_group_tables
 
     def dump(obj, name):
         path = tmp_path / "ev" / name

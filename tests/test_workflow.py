@@ -230,7 +230,7 @@ def check_superres(res: Path) -> None:
 
 def check_evaluation(res: Path, workdir: Path) -> None:
     """Tiny-preset evaluation: every table and figure exists and is non-empty, numbers are sane, HTML report."""
-    from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, REPORT_TABLES, SUBJECT_FIGURES
+    from brainsr.report.build import GROUP_FIGURES, GROUP_TABLES, REPORT_TABLES, SUBJECT_FIGURES
 
     for name in GROUP_TABLES.values():
         assert (res / "tables" / name).stat().st_size > 0, name

@@ -8,3 +8,5 @@ __version__ = "0.1.0"
 
 #: Name of the template space used in BIDS-derivatives file names.
 TEMPLATE_SPACE = "MNI152NLin2009cSym"
+#: Slicing axis name -> voxel axis of the (RAS) template grid.
+AXES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}

@@ -33,6 +33,7 @@ __all__ = [
     "SessionImages",
     "assign_split",
     "discover",
+    "discover_configured",
     "read_participants",
 ]
 
@@ -605,3 +606,19 @@ def discover(
         listing = "\n".join(f"  - {p}" for p in inventory.errors)
         raise BIDSInputError(f"BIDS dataset {path}: {len(inventory.errors)} problem(s):\n{listing}")
     return inventory
+
+
+def discover_configured(root: str | Path, cfg: Mapping) -> Inventory:
+    """:func:`discover` with the settings of a validated config (``sessions``, ``sequences``, ``bids_filters``,
+    ``split`` sections)."""
+    return discover(
+        root,
+        clinical=cfg["sessions"]["clinical"],
+        research=cfg["sessions"]["research"],
+        longitudinal_prefix=cfg["sessions"]["longitudinal_prefix"],
+        sequences=tuple(cfg["sequences"]),
+        filters=cfg["bids_filters"],
+        split_column=cfg["split"]["column"],
+        split_fractions=cfg["split"]["fractions"],
+        split_seed=cfg["split"]["seed"],
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -39,9 +40,12 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def atomic_write_json(result: object, path: str | os.PathLike) -> Path:
-    """Write ``result`` as JSON (sorted keys, 2-space indent, final newline: every result file's form) atomically."""
-    return atomic_write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", path)
+def atomic_write_json(
+    result: object, path: str | os.PathLike, *, sort_keys: bool = True, default: Callable[[Any], Any] | None = None
+) -> Path:
+    """Write ``result`` as JSON (sorted keys, 2-space indent, final newline: every result file's form) atomically;
+    ``sort_keys=False`` keeps a record's own order (sidecars), ``default`` converts what JSON cannot hold."""
+    return atomic_write_text(json.dumps(result, indent=2, sort_keys=sort_keys, default=default) + "\n", path)
 
 
 def atomic_save_nifti(img: nib.Nifti1Image, path: str | os.PathLike) -> Path:

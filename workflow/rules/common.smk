@@ -7,7 +7,7 @@ import re
 import yaml
 
 from brainsr import TEMPLATE_SPACE
-from brainsr.bids import SEQUENCES as SIM_SEQUENCES, BIDSInputError, discover
+from brainsr.bids import SEQUENCES as SIM_SEQUENCES, BIDSInputError, discover_configured
 from brainsr.config import ConfigError, deep_merge, validate_config
 from brainsr.paths import bids
 from brainsr.splits import plan_splits
@@ -78,17 +78,7 @@ if SYNTHETIC:
         f"{SESSIONS['longitudinal_prefix']}{m:02d}" for m in SIM["control_months"]
     ]
 else:
-    INVENTORY = discover(
-        BIDS_DIR,
-        clinical=SESSIONS["clinical"],
-        research=SESSIONS["research"],
-        longitudinal_prefix=SESSIONS["longitudinal_prefix"],
-        sequences=tuple(SEQS),
-        filters=config["bids_filters"],
-        split_column=config["split"]["column"],
-        split_fractions=config["split"]["fractions"],
-        split_seed=config["split"]["seed"],
-    )
+    INVENTORY = discover_configured(BIDS_DIR, config)
     for _problem in INVENTORY.problems:
         logger.warning(f"BIDS dataset {BIDS_DIR}: {_problem}")
     PATIENTS = INVENTORY.subjects

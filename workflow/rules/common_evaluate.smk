@@ -12,7 +12,7 @@ RATING_DIR = f"{OUT}/rating"
 RATING_KEY = f"{OUT}/rating_key/key.csv"  # kept out of rating/ so the raters can be given that folder alone
 LESION_PRIOR = bids(EVAL_DIR, space=TPL, res=GRID_RES, label="lesion", suffix="probseg")
 
-from brainsr.report.commands import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
+from brainsr.report.build import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
 from brainsr.report.provenance import run_facts
 
 _CAPTIONS = "../report"  # captions of the HTML report, relative to workflow/rules

@@ -16,8 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-#: Slicing axis name -> voxel axis of the (RAS) template grid.
-AXES: dict[str, int] = {"sagittal": 0, "coronal": 1, "axial": 2}
+from brainsr import AXES
 
 
 class VolumeError(ValueError):

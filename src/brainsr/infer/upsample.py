@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ import nibabel as nib
 import numpy as np
 
 from brainsr import TEMPLATE_SPACE, __version__
-from brainsr.io import atomic_path, atomic_savefig, atomic_write_text
+from brainsr.io import atomic_path, atomic_savefig, atomic_write_json
 from brainsr.paths import bids, label_ok
 
 if TYPE_CHECKING:
@@ -307,7 +306,7 @@ def _upsample_prepped(
 ) -> dict[str, str]:
     """The preprocessed scans through the model into ``staging``, on the template grid and mapped back onto each
     clinical grid. Returns the preprocessed (model input) images by sequence."""
-    from brainsr.infer.commands import infer_scan
+    from brainsr.infer.scans import infer_scan
     from brainsr.preprocess.pipeline import native_chain
 
     seqs, ids = plan.seqs, (subject, "clinical")
@@ -368,7 +367,7 @@ def _write_record(
         "Software": _versions(),
         "Seconds": {k: round(v, 2) for k, v in seconds.items()},
     }
-    atomic_write_text(json.dumps(record, indent=2, default=str) + "\n", path)
+    atomic_write_json(record, path, sort_keys=False, default=str)
 
 
 def upsample_scans(

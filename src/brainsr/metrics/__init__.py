@@ -5,6 +5,7 @@ from brainsr.lazy import lazy_exports
 __all__ = [
     "IMAGE_METRICS",
     "OVERLAP_METRICS",
+    "SCAN_SET_OUTPUTS",
     "BlandAltman",
     "bland_altman",
     "cjv",
@@ -25,6 +26,17 @@ __all__ = [
     "volume_ml",
     "wm2max",
 ]
+#: The output files of one scan set (``brainsr evaluate scanset --out KIND=PATH``, :mod:`brainsr.metrics.scanset`);
+#: the NIfTI ones are the label images.
+SCAN_SET_OUTPUTS: tuple[str, ...] = (
+    "tissues",
+    "tissue_volumes",
+    "imagemetrics",
+    "quality",
+    "dseg",
+    "volumes",
+    "agreement",
+)
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {

@@ -25,14 +25,13 @@ from pathlib import Path
 import nibabel as nib
 
 from brainsr.io import atomic_path, atomic_write_json
-from brainsr.metrics.commands import evaluate_agreement, evaluate_images, evaluate_quality, image_metrics_record
+from brainsr.metrics import SCAN_SET_OUTPUTS as OUTPUTS
+from brainsr.metrics.evaluate import evaluate_agreement, evaluate_images, evaluate_quality, image_metrics_record
 from brainsr.preprocess.images import Loader, load_checked
-from brainsr.segment.commands import segment_classes, segment_tissues
+from brainsr.segment.run import segment_classes, segment_tissues
 
 __all__ = ["OUTPUTS", "ScanSetInputs", "evaluate_scan_set", "memo_loader"]
 
-#: The output files of a scan set (``out`` keys of :func:`evaluate_scan_set`); the NIfTI ones are the label images.
-OUTPUTS: tuple[str, ...] = ("tissues", "tissue_volumes", "imagemetrics", "quality", "dseg", "volumes", "agreement")
 #: Outputs that come in pairs: a label image and the JSON of its volumes.
 _PAIRS = {"tissues": "tissue_volumes", "tissue_volumes": "tissues", "dseg": "volumes", "volumes": "dseg"}
 

@@ -35,8 +35,8 @@ BUDGET_CPU_MIN: dict[str, float] = {
 
 
 def logged_cpu(log: Path) -> float | None:
-    """CPU seconds a ``brainsr`` command logged at its end (:data:`brainsr.cli.RESOURCES_TAG`), if it did."""
-    from brainsr.cli import RESOURCES_TAG
+    """CPU seconds a ``brainsr`` command logged at its end (:data:`brainsr.usage.RESOURCES_TAG`), if it did."""
+    from brainsr.usage import RESOURCES_TAG
 
     if not log.is_file():
         return None

@@ -88,7 +88,7 @@ def _image_rows(data: Mapping) -> list[dict]:
 
 def _volume_rows(data: Mapping) -> list[dict]:
     volumes = {k.removesuffix("_ml"): v for k, v in data.items() if k.endswith("_ml")}
-    # the evaluated "tissue" class includes its WMH (segment.commands.CLASS_LABELS)
+    # the evaluated "tissue" class includes its WMH (segment.run.CLASS_LABELS)
     volumes["tissue"] = volumes.get("tissue", 0.0) + volumes.get("wmh", 0.0)
     return [{"class": c, "volume_ml": v} for c, v in volumes.items()]
 

@@ -1,4 +1,5 @@
-"""``brainsr infer``: one scan set through one experiment, written on the template grid and back on the native grid.
+"""One template-space scan set through one model (``brainsr infer``), written on the template grid and back on
+the native grid.
 
 The template-space output has the analysis grid's affine and intensities in [0, 1]. The native-space copy maps
 each sequence back onto its own clinical acquisition grid through the inverse of the preprocessing chain
@@ -7,7 +8,6 @@ each sequence back onto its own clinical acquisition grid through the inverse of
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -20,10 +20,9 @@ import numpy as np
 from brainsr import __version__
 from brainsr.data import AXES, load_pair
 from brainsr.infer.predict import InferenceSettings, explain_slices, inference_precision, upsample_volume
-from brainsr.io import atomic_save_nifti, atomic_savez, atomic_write_text
+from brainsr.io import atomic_save_nifti, atomic_savez, atomic_write_json
 from brainsr.models import Identity
 from brainsr.models.files import load_model_file
-from brainsr.preprocess.pipeline import native_chain
 from brainsr.train.settings import pick_device
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
     from brainsr.models.critic import Critic
 
-__all__ = ["infer_scan", "native_chain", "to_native"]
+__all__ = ["infer_scan", "to_native"]
 
 
 def to_native(
@@ -48,9 +47,7 @@ def to_native(
 
 def _sidecar(path: Path, **fields: Any) -> None:
     meta = {"GeneratedBy": [{"Name": "brainsr", "Version": __version__}], **fields}
-    atomic_write_text(
-        json.dumps(meta, indent=2, default=str) + "\n", path.with_name(path.name.removesuffix(".nii.gz") + ".json")
-    )
+    atomic_write_json(meta, path.with_name(path.name.removesuffix(".nii.gz") + ".json"), sort_keys=False, default=str)
 
 
 def _load_generator(

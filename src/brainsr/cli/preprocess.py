@@ -1,4 +1,4 @@
-"""``brainsr preprocess ...`` subcommands (called by workflow/rules/preprocess.smk)."""
+"""``brainsr preprocess template|session|accuracy|tables`` (called by workflow/rules/preprocess.smk)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,13 @@ import json
 import logging
 from pathlib import Path
 
+from brainsr.cli.args import json_object, key_path
+
 log = logging.getLogger("brainsr.preprocess")
 
 
-def _pairs(text: str) -> tuple[str, str]:
-    """``KEY=VALUE`` command-line item."""
-    key, sep, value = text.partition("=")
-    if not sep or not key or not value:
-        raise argparse.ArgumentTypeError(f"expected KEY=PATH, got {text!r}")
-    return key, value
-
-
-def _log_times(what: str, info: dict) -> None:
-    log.info("%s: %s", what, json.dumps(info, default=float))
-
-
 def cmd_template(args: argparse.Namespace) -> int:
+    """Template brain and mask on the analysis grid."""
     from brainsr.preprocess.template import load_template, write_grid
 
     tpl, msk = load_template(args.template_image or "", args.template_mask or "")
@@ -31,6 +22,7 @@ def cmd_template(args: argparse.Namespace) -> int:
 
 
 def cmd_session(args: argparse.Namespace) -> int:
+    """Preprocess one session: every prep's images, transforms and QC."""
     from brainsr.preprocess.chain import preprocess_session
     from brainsr.preprocess.layout import PrepLayout
 
@@ -46,11 +38,12 @@ def cmd_session(args: argparse.Namespace) -> int:
         template_mask=args.template_mask,
         manual_mask=args.manual_mask,
     )
-    _log_times("session", seconds)
+    log.info("%s: %s", "session", json.dumps(seconds, default=float))
     return 0
 
 
 def cmd_accuracy(args: argparse.Namespace) -> int:
+    """Accuracy of one session's preprocessing against the synthetic ground truth."""
     from brainsr.preprocess.report import write_session_accuracy
 
     write_session_accuracy(json.loads(Path(args.spec).read_text()) if args.spec else args.spec_json, args.out)
@@ -58,6 +51,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
+    """Group tables of the preprocessing: alignment quality, accuracy, summary."""
     from brainsr.preprocess.report import write_group_tables
 
     write_group_tables(
@@ -73,11 +67,9 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``brainsr preprocess`` and its subcommands."""
-    from brainsr.cli import _json_arg as _json_obj
-
     pre = sub.add_parser("preprocess", help="bias correction, brain extraction, alignment, resampling (paper 3.1)")
     pre_sub = pre.add_subparsers(dest="what", required=True, metavar="STEP")
-    kv = {"type": _pairs, "action": "extend", "nargs": "+", "metavar": "KEY=PATH"}
+    kv = {"type": key_path, "action": "extend", "nargs": "+", "metavar": "KEY=PATH"}
 
     q = pre_sub.add_parser("template", help="template brain and mask on the analysis grid (crop box of the ICV)")
     q.add_argument("--template-image", help="template T1w brain (default: nilearn MNI152 2009)")
@@ -100,11 +92,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--template", required=True, help="template on the analysis grid")
     q.add_argument("--template-mask", required=True)
     q.add_argument("--manual-mask", help="user-edited mask replacing the automatic one")
-    q.add_argument("--settings-json", required=True, type=_json_obj, help="config 'preprocess' section")
+    q.add_argument("--settings-json", required=True, type=json_object, help="config 'preprocess' section")
     q.set_defaults(func=cmd_session)
 
     q = pre_sub.add_parser("accuracy", help="accuracy of one session against the synthetic ground truth")
-    q.add_argument("--spec-json", type=_json_obj, help="files of the session (see brainsr.preprocess.report)")
+    q.add_argument("--spec-json", type=json_object, help="files of the session (see brainsr.preprocess.report)")
     q.add_argument("--spec", help="the same, in a JSON file")
     q.add_argument("--out", required=True)
     q.set_defaults(func=cmd_accuracy)

@@ -1,84 +1,15 @@
-"""``brainsr train`` and ``brainsr infer`` (called by workflow/rules/superres.smk)."""
+"""``brainsr train``, ``brainsr infer``, ``brainsr upsample`` and ``brainsr superres-table`` (called by
+workflow/rules/superres.smk; ``upsample`` is the user's command)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-from pathlib import Path
-from typing import Any
+
+from brainsr.cli.args import json_object, key_value_pairs
 
 log = logging.getLogger("brainsr")
-
-
-def _json_obj(text: str) -> dict:
-    """A JSON object given inline or as ``@file``."""
-    try:
-        value = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
-    except (json.JSONDecodeError, OSError) as exc:
-        raise argparse.ArgumentTypeError(f"not a valid JSON object: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("expected a JSON object")
-    return value
-
-
-def _pairs(entries: list[dict[str, Any]], what: str) -> list:
-    from brainsr.data import load_pair
-
-    if not entries:
-        raise ValueError(f"the training spec has no {what} subjects")
-    return [load_pair(e["subject"], e["clinical"], e["research"]) for e in entries]
-
-
-def train_from_spec(
-    spec: dict[str, Any],
-    *,
-    out_model: str,
-    out_history: str,
-    work_dir: str,
-    device: str,
-    tensorboard: bool = True,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train one experiment from a spec: ``settings``, ``sequences``, ``prep``, ``train``/``validation`` subjects
-    (``{"subject", "clinical": [paths], "research": [paths]}``) and the intensity scaling to record."""
-    import torch
-
-    from brainsr.train.settings import TrainSettings
-    from brainsr.train.trainer import train_experiment
-
-    settings = TrainSettings.from_mapping(spec["settings"])
-    if spec.get("threads"):
-        torch.set_num_threads(int(spec["threads"]))
-    train, validation = _pairs(spec["train"], "train"), _pairs(spec["validation"], "validation")
-    inputs = [p for e in spec["train"] + spec["validation"] for p in e["clinical"] + e["research"]]
-    data_meta = {
-        "experiment": spec.get("experiment", ""),
-        "prep": settings.prep,
-        "sequences": list(spec["sequences"]),
-        "grid_shape": list(train[0].x.shape[1:]),
-        "grid_affine": train[0].affine.tolist(),
-        "intensity": {
-            "range": [0.0, 1.0],
-            "rescale_percentiles": spec.get("rescale_percentiles"),
-            "rescale_core_mm": spec.get("rescale_core_mm"),
-        },
-        "train_subjects": [e["subject"] for e in spec["train"]],
-        "validation_subjects": [e["subject"] for e in spec["validation"]],
-    }
-    return train_experiment(
-        settings,
-        train,
-        validation,
-        out_model=out_model,
-        out_history=out_history,
-        work_dir=work_dir,
-        data_meta=data_meta,
-        inputs=inputs,
-        device=device,
-        tensorboard=tensorboard,
-        progress=progress,
-    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -90,6 +21,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """``brainsr train`` inside its temporary folder."""
+    from brainsr.train.spec import train_from_spec
+
     summary = train_from_spec(
         args.spec_json,
         out_model=args.out_model,
@@ -103,17 +37,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def key_value_pairs(items: list[str] | None, option: str) -> dict[str, str]:
-    """Parse repeated ``KEY=VALUE`` command-line items into a dict; a malformed item names its option."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise ValueError(f"{option} expects SEQUENCE=PATH, got {item!r}")
-        out[key] = value
-    return out
-
-
 def cmd_infer(args: argparse.Namespace) -> int:
     """Upsample one scan set with a model file (or the identity baseline); native-space copies; explain maps."""
     from brainsr.preprocess.images import scoped_tmpdir
@@ -123,7 +46,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from brainsr.infer.commands import infer_scan
+    """``brainsr infer`` inside its temporary folder."""
+    from brainsr.infer.scans import infer_scan
 
     images, out = key_value_pairs(args.image, "--image"), key_value_pairs(args.out, "--out")
     if set(images) != set(out):
@@ -189,7 +113,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``brainsr train``, ``brainsr infer``, ``brainsr upsample`` and ``brainsr superres-table``."""
     q = sub.add_parser("train", help="train one super-resolution experiment (paper 3.3-3.5)")
     q.add_argument(
-        "--spec-json", required=True, type=_json_obj, help="experiment settings and subjects as JSON (inline or @file)"
+        "--spec-json",
+        required=True,
+        type=json_object,
+        help="experiment settings and subjects as JSON (inline or @file)",
     )
     q.add_argument("--out-model", required=True, help="best-on-validation model file (.pt)")
     q.add_argument("--out-history", required=True, help="per-epoch history (TSV)")
@@ -206,7 +133,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--mask", help="clinical brain mask on the template grid (outputs are zero outside it)")
     q.add_argument("--expect-prep", help="fail unless the model was trained on this preprocessing variant")
     q.add_argument(
-        "--native-json", type=_json_obj, help="per sequence {reference, transforms, invert} for native-space copies"
+        "--native-json", type=json_object, help="per sequence {reference, transforms, invert} for native-space copies"
     )
     q.add_argument("--out-native", nargs="*", metavar="SEQ=PATH", help="native-space outputs")
     q.add_argument("--explain", help="NPZ with attention masks and Grad-CAM of three slices")
@@ -238,6 +165,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("superres-table", help="settings and validation metrics of every trained experiment")
     q.add_argument("--summary", nargs="*", default=[], help="<experiment>/model.json files")
-    q.add_argument("--experiments-json", required=True, type=_json_obj, help="the experiments' settings")
+    q.add_argument("--experiments-json", required=True, type=json_object, help="the experiments' settings")
     q.add_argument("--out", required=True, help="output TSV")
     q.set_defaults(func=cmd_superres_table)

@@ -1,14 +1,14 @@
-"""``brainsr report``: the paper's tables and figures from the workflow's evaluation files, and the rating sheet.
+"""The paper's tables and figures from the workflow's evaluation files (``brainsr report tables|figures``).
 
-- ``tables``: the group tables (Tables 1, 2, S1, S3-S6, volumes, agreement with the ground truth) and the
-  Bland-Altman (Fig. 10) and longitudinal (Fig. 13) data and figures;
-- ``figures``: Figs. 5-9, 11 and 12 of one test subject;
-- ``rating``: the blinded visual-rating sheet (paper 3.8.4).
+- :func:`write_group_tables`: the group tables (Tables 1, 2, S1, S3-S6, volumes, agreement with the ground truth)
+  and the Bland-Altman (Fig. 10) and longitudinal (Fig. 13) data and figures;
+- :func:`write_subject_figures`: Figs. 5-9, 11 and 12 of one test subject.
+
+The blinded visual-rating sheet (paper 3.8.4) is :mod:`brainsr.report.rating`.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,12 +24,12 @@ __all__ = [
     "GROUP_TABLES",
     "REPORT_TABLES",
     "SUBJECT_FIGURES",
-    "add_parser",
+    "figure_sequences",
     "write_group_tables",
     "write_subject_figures",
 ]
 
-#: File names of ``brainsr report tables`` under the tables and figures directories.
+#: File names of ``brainsr report tables`` (:func:`write_group_tables`) under the tables and figures directories.
 GROUP_TABLES = {
     "image": "evaluate_image_metrics.tsv",
     "table1": "table1_architectures.tsv",
@@ -299,64 +299,3 @@ def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]
         fig = figs.segmentation_figure(flair, labels, shown, seg_zooms, title)
         written[key] = atomic_savefig(fig, figures / SUBJECT_FIGURES[key], dpi=110)
     return written
-
-
-def cmd_tables(args: argparse.Namespace) -> int:
-    write_group_tables(args.spec_json, args.tables, args.figures, args.html)
-    return 0
-
-
-def cmd_figures(args: argparse.Namespace) -> int:
-    write_subject_figures(args.spec_json, args.figures)
-    return 0
-
-
-def cmd_rating(args: argparse.Namespace) -> int:
-    from brainsr.report.rating import write_rating_sheet
-
-    write_rating_sheet(args.spec_json, args.images, args.sheet, args.key, seed=args.seed)
-    return 0
-
-
-def cmd_benchmarks(args: argparse.Namespace) -> int:
-    from brainsr.report.benchmarks import benchmark_table, stage_table
-
-    table = benchmark_table(args.benchmarks, margin=args.margin)
-    atomic_write_tsv(table, args.out)
-    print(table.to_string(index=False))
-    if args.out_stages:
-        stages = stage_table(args.benchmarks)
-        atomic_write_tsv(stages, args.out_stages)
-        print(stages.to_string(index=False))
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``brainsr report tables|figures|rating|benchmarks``."""
-    from brainsr.cli import _json_arg
-
-    rep = sub.add_parser("report", help="the paper's tables and figures, and the blinded rating sheet (paper 4)")
-    rep_sub = rep.add_subparsers(dest="what", required=True, metavar="WHAT")
-    q = rep_sub.add_parser("tables", help="group tables (Tables 1, 2, S1, S3-S6) and Figs. 10 and 13")
-    q.add_argument("--spec-json", type=_json_arg, required=True, help="subjects, methods and file patterns")
-    q.add_argument("--tables", required=True, type=Path, help="directory of the TSV tables")
-    q.add_argument("--figures", required=True, type=Path, help="directory of the figures")
-    q.add_argument("--html", type=Path, help="directory of the report tables as HTML pages (for the HTML report)")
-    q.set_defaults(func=cmd_tables)
-    q = rep_sub.add_parser("figures", help="Figs. 5-9, 11, 12 of one test subject")
-    q.add_argument("--spec-json", type=_json_arg, required=True)
-    q.add_argument("--figures", required=True, type=Path)
-    q.set_defaults(func=cmd_figures)
-    q = rep_sub.add_parser("rating", help="blinded visual-rating sheet (paper 3.8.4)")
-    q.add_argument("--spec-json", type=_json_arg, required=True, help="{subject: {set name: {seq: path}}}")
-    q.add_argument("--images", required=True, type=Path, help="directory for the coded images")
-    q.add_argument("--sheet", required=True, type=Path, help="the raters' CSV (no method names)")
-    q.add_argument("--key", required=True, type=Path, help="the code key CSV (keep it from the raters)")
-    q.add_argument("--seed", type=int, default=0)
-    q.set_defaults(func=cmd_rating)
-    q = rep_sub.add_parser("benchmarks", help="per-rule wall time and peak memory from benchmark files (job sizing)")
-    q.add_argument("--benchmarks", default=Path("logs/benchmarks"), type=Path, help="the workflow's benchmark dir")
-    q.add_argument("--out", required=True, type=Path, help="TSV table")
-    q.add_argument("--margin", type=float, default=1.5, help="safety factor of the suggested runtime and mem_mb")
-    q.add_argument("--out-stages", type=Path, help="TSV: CPU minutes by stage against the default run's budget")
-    q.set_defaults(func=cmd_benchmarks)

@@ -1,4 +1,4 @@
-"""``brainsr segment``: evaluation segmentations of one scan set (paper 3.8.1, 3.8.3) for the workflow rules.
+"""Evaluation segmentations of one scan set from its files (paper 3.8.1, 3.8.3; ``brainsr segment``).
 
 - ``tissues``: CSF/GM/WM labels from the research T1w (the masks every method's quality metrics use);
 - ``classes``: the multispectral classes + WMH of one scan set (research, upsampled or interpolated) as one
@@ -8,14 +8,12 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
-from brainsr.io import atomic_save_nifti, atomic_write_json
+from brainsr.io import atomic_save_nifti
 from brainsr.metrics.agreement import volume_ml
 from brainsr.preprocess.images import Loader, load_checked, load_mask, load_on_grid, zooms_mm
 from brainsr.segment.tissue import CLASSES, T1_TISSUES, multispectral_classes, t1_tissues
@@ -25,9 +23,9 @@ __all__ = [
     "CLASS_LABELS",
     "LABELS",
     "TRUTH_CLASSES",
-    "add_parser",
     "class_masks",
     "segment_classes",
+    "segment_tissues",
     "template_lesion_prior",
     "truth_masks",
 ]
@@ -115,58 +113,3 @@ def template_lesion_prior(grid: str, out: str, **kwargs: float) -> None:
     wm = nib.Nifti1Image(np.asarray(wm.dataobj, np.float32), wm.affine)
     on_grid = np.asarray(resample_to_grid(wm, ref.affine, ref.shape, order=1).dataobj)
     atomic_save_nifti(nib.Nifti1Image(lesion_prior(on_grid, zooms_mm(ref), **kwargs), ref.affine), out)
-
-
-def _write_json(result: dict, path: str | None) -> None:
-    if path:
-        atomic_write_json(result, path)
-
-
-def cmd_tissues(args: argparse.Namespace) -> int:
-    volumes = segment_tissues(args.t1, args.mask, args.out, seed=args.seed, n_components=args.components)
-    _write_json(volumes, args.out_json)
-    return 0
-
-
-def cmd_classes(args: argparse.Namespace) -> int:
-    from brainsr.superres_cli import key_value_pairs
-
-    images = key_value_pairs(args.image, "--image")
-    result = segment_classes(images, args.mask, args.prior, args.out, seed=args.seed, wmh=args.wmh_json or {})
-    _write_json(result, args.out_json)
-    return 0
-
-
-def cmd_prior(args: argparse.Namespace) -> int:
-    template_lesion_prior(args.grid, args.out, **(args.params_json or {}))
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``brainsr segment tissues|classes|prior``."""
-    from brainsr.cli import _json_arg
-
-    seg = sub.add_parser("segment", help="evaluation segmentations (paper 3.8.3)")
-    seg_sub = seg.add_subparsers(dest="what", required=True, metavar="WHAT")
-    q = seg_sub.add_parser("tissues", help="CSF/GM/WM labels of a brain-extracted T1w (Gaussian mixture)")
-    q.add_argument("--t1", required=True)
-    q.add_argument("--mask", required=True)
-    q.add_argument("--out", required=True, type=Path)
-    q.add_argument("--out-json", type=Path)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--components", type=int, default=4, help="mixture components (>= 3; see t1_tissues)")
-    q.set_defaults(func=cmd_tissues)
-    q = seg_sub.add_parser("classes", help="CSF, veins/sinuses, pial layers, normal tissue and WMH of a scan set")
-    q.add_argument("--image", nargs="+", required=True, metavar="SEQ=PATH", help="FLAIR, T2w and T1w")
-    q.add_argument("--mask", required=True)
-    q.add_argument("--prior", help="lesion-distribution template on the same grid")
-    q.add_argument("--wmh-json", type=_json_arg, help="WMH parameters (k_sd, prior_min, sigma_mm, min_smoothed, min_z)")
-    q.add_argument("--out", required=True, type=Path)
-    q.add_argument("--out-json", type=Path)
-    q.add_argument("--seed", type=int, default=0)
-    q.set_defaults(func=cmd_classes)
-    q = seg_sub.add_parser("prior", help="lesion-distribution template on the analysis grid")
-    q.add_argument("--grid", required=True, help="an image on the analysis grid (the template)")
-    q.add_argument("--params-json", type=_json_arg, help="lesion_prior parameters (threshold, erode_mm, sigma_mm)")
-    q.add_argument("--out", required=True, type=Path)
-    q.set_defaults(func=cmd_prior)
