@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 
-from brainsr.train.losses import PSNR_IDENTICAL_DB, ssim
+from brainsr.base.similarity import PSNR_IDENTICAL_DB, ssim_map, ssim_reduce
 
 __all__ = ["IMAGE_METRICS", "image_metrics", "mae", "mse", "nmse", "nmse_paper", "psnr", "ssim_slices"]
 
@@ -74,6 +73,36 @@ def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, d
     return PSNR_IDENTICAL_DB if err == 0 else float(10.0 * np.log10(data_range**2 / err))
 
 
+def _slice_maps(
+    pred: np.ndarray, target: np.ndarray, axis: int, window: int = 11, sigma: float = 1.5, data_range: float = 1.0
+) -> np.ndarray:
+    """(S, 1, H', W') float32 SSIM maps of the S slices along ``axis`` (each map: the slice's 'valid' region)."""
+    pred = np.asarray(pred, np.float32)
+    target = np.asarray(target, np.float32)
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ValueError(f"SSIM needs two 3D volumes of one shape, got {pred.shape} and {target.shape}")
+    p = np.ascontiguousarray(np.moveaxis(pred, axis, 0))[:, None]
+    g = np.ascontiguousarray(np.moveaxis(target, axis, 0))[:, None]
+    return ssim_map(p, g, data_range=data_range, window=window, sigma=sigma)
+
+
+def _slices_mean(
+    maps: np.ndarray, mask: np.ndarray | None, shape: tuple[int, ...], axis: int, window: int = 11
+) -> float:
+    """Mean over slices of each slice's SSIM (masked mean of its map; slices with an empty cropped mask skipped)."""
+    if mask is None:
+        return float(ssim_reduce(maps, reduction="none").astype(np.float64).mean())
+    if np.shape(mask) != shape:
+        raise ValueError(f"mask {np.shape(mask)} and images {shape} differ in shape")
+    m = np.moveaxis(np.asarray(mask, bool), axis, 0)
+    half = (window - 1) // 2
+    keep = m[:, half : m.shape[1] - half, half : m.shape[2] - half].any(axis=(1, 2))
+    if not keep.any():
+        raise ValueError("the mask is empty inside the SSIM window's valid region of every slice")
+    per_slice = ssim_reduce(maps[keep], mask=m[keep][:, None], window=window, reduction="none")
+    return float(per_slice.astype(np.float64).mean())
+
+
 def ssim_slices(
     pred: np.ndarray,
     target: np.ndarray,
@@ -91,24 +120,8 @@ def ssim_slices(
     use_sample_covariance=False, data_range=1)``. With a mask, each slice's map is averaged over the masked
     pixels only, and slices whose (cropped) mask is empty are skipped; without one every slice counts.
     """
-    pred = np.asarray(pred, np.float32)
-    target = np.asarray(target, np.float32)
-    if pred.shape != target.shape or pred.ndim != 3:
-        raise ValueError(f"SSIM needs two 3D volumes of one shape, got {pred.shape} and {target.shape}")
-    p = torch.from_numpy(np.ascontiguousarray(np.moveaxis(pred, axis, 0)))[:, None]
-    g = torch.from_numpy(np.ascontiguousarray(np.moveaxis(target, axis, 0)))[:, None]
-    kwargs = {"data_range": data_range, "window": window, "sigma": sigma, "reduction": "none"}
-    if mask is None:
-        return float(ssim(p, g, **kwargs).double().mean())
-    m = np.moveaxis(np.asarray(mask, bool), axis, 0)
-    if m.shape != p.shape[0:1] + p.shape[2:]:
-        raise ValueError(f"mask {np.asarray(mask).shape} and images {pred.shape} differ in shape")
-    half = (window - 1) // 2
-    keep = m[:, half : m.shape[1] - half, half : m.shape[2] - half].any(axis=(1, 2))
-    if not keep.any():
-        raise ValueError("the mask is empty inside the SSIM window's valid region of every slice")
-    w = torch.from_numpy(np.ascontiguousarray(m[keep]))[:, None].float()
-    return float(ssim(p[keep], g[keep], mask=w, **kwargs).double().mean())
+    maps = _slice_maps(pred, target, axis, window, sigma, data_range)
+    return _slices_mean(maps, mask, np.shape(pred), axis, window)
 
 
 def image_metrics(
@@ -120,10 +133,11 @@ def image_metrics(
     ``{"brain": brain_mask, "fov": None}``.
     """
     out: dict[str, float] = {}
+    maps = _slice_maps(pred, target, axis)  # one SSIM map per slice serves every region
     for region, mask in masks.items():
         out[f"mae_{region}"] = mae(pred, target, mask)
         out[f"nmse_{region}"] = nmse(pred, target, mask)
         out[f"nmse_paper_{region}"] = nmse_paper(pred, target, mask)
         out[f"psnr_{region}"] = psnr(pred, target, mask)
-        out[f"ssim_{region}"] = ssim_slices(pred, target, mask, axis=axis)
+        out[f"ssim_{region}"] = _slices_mean(maps, mask, np.shape(pred), axis)
     return out

@@ -27,6 +27,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy import ndimage as ndi
 
+from brainsr.base.arrays import bounding_box
+
 __all__ = [
     "TRE_METRICS",
     "alignment_figure",
@@ -46,6 +48,8 @@ __all__ = [
 PathLike = str | os.PathLike
 #: Summary statistics of the TRE returned by :func:`tre` (``session_accuracy`` reports the first three).
 TRE_METRICS = ("tre_mean_mm", "tre_median_mm", "tre_p95_mm", "tre_max_mm")
+#: Truncation (in SDs) of the Gaussian filter of :func:`bias_variation` (scipy's default).
+GAUSS_TRUNCATE = 4.0
 #: Fewest eroded white-matter voxels :func:`bias_variation` accepts before falling back to the uneroded mask.
 MIN_WM_VOXELS = 64
 _COLUMNS = ["subject", "session", "metric", "prep", "sequence", "value"]
@@ -263,6 +267,20 @@ def alignment_figure(
 
 
 # ------------------------------------------------------------------------------------------------ bias
+def _wm_selection(dseg: nib.Nifti1Image, wm_label: int, min_voxels: int, within: np.ndarray | None) -> np.ndarray:
+    """The white-matter voxels :func:`bias_variation` uses: eroded by 1 voxel, or uneroded if erosion leaves fewer
+    than ``min_voxels``. The erosion runs on the bounding box of the WM widened by 1 voxel (the same result)."""
+    wm = np.rint(_data(dseg)).astype(int) == wm_label
+    if within is not None:
+        wm &= within
+    if not wm.any():
+        return wm
+    box = bounding_box(wm, 1)
+    eroded = np.zeros_like(wm)
+    eroded[box] = ndi.binary_erosion(wm[box], iterations=1)
+    return eroded if int(eroded.sum()) >= min_voxels else wm
+
+
 def bias_variation(
     image: nib.Nifti1Image,
     dseg: nib.Nifti1Image,
@@ -277,25 +295,43 @@ def bias_variation(
     convolution, so only WM voxels contribute); the coefficient of variation (SD / mean) of that local mean over
     the WM voxels measures the smooth multiplicative field while noise and partial volume average out. Falls back
     to the uneroded WM when erosion leaves fewer than ``min_voxels``; NaN if none. ``within`` restricts the WM
-    (e.g. to the voxels a brain mask kept, so raw and corrected images are compared over the same voxels).
+    (e.g. to the voxels a brain mask kept, so raw and corrected images are compared over the same voxels). The
+    filtering is cropped to where the WM reaches (:func:`_local_means`), with the values of the whole-image filter.
     """
     _same_grid(image, dseg, "bias_variation")
     x = _data(image)
-    wm = np.rint(_data(dseg)).astype(int) == wm_label
-    if within is not None:
-        wm &= within
-    eroded = ndi.binary_erosion(wm, iterations=1)
-    sel = eroded if int(eroded.sum()) >= min_voxels else wm
+    sel = _wm_selection(dseg, wm_label, min_voxels, within)
     if not sel.any() or x[sel].mean() == 0:
         return float("nan")
     if sigma_mm <= 0:  # no low-pass: the plain coefficient of variation
         vals = x[sel]
     else:
-        sigma = sigma_mm / np.asarray(image.header.get_zooms()[:3], float)
-        weight = ndi.gaussian_filter(sel.astype(np.float64), sigma)
-        local = ndi.gaussian_filter(np.where(sel, x, 0).astype(np.float64), sigma)
-        vals = local[sel] / np.maximum(weight[sel], 1e-9)
+        vals = _local_means(x, sel, sigma_mm / np.asarray(image.header.get_zooms()[:3], float))
     return float(vals.std() / vals.mean())
+
+
+def _local_means(x: np.ndarray, sel: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Normalised convolution at the ``sel`` voxels (C order): ``G*(x·sel) / max(G*sel, 1e-9)`` with ``G`` scipy's
+    ``gaussian_filter(·, sigma)`` (reflecting border, radius ``int(4 sigma + 0.5)``), bit for bit, on less data.
+
+    Both filtered arrays are zero outside the selection's bounding box, so each 1D pass (axes in scipy's order)
+    runs on that box widened by half the radius (clipped to the image): a tap that reflects off the crop's edge lands
+    on a zero, as it would inside the whole image (or the crop's edge is the image's). After the pass along an axis
+    only the box's own rows along it are kept, which is all the later passes and the result read.
+    """
+    radius = [int(GAUSS_TRUNCATE * s + 0.5) for s in sigma]
+    reach = bounding_box(sel, [(r + 1) // 2 for r in radius])
+    core = bounding_box(sel)
+    inner = sel[core]
+    weight, local = sel[reach].astype(np.float64), np.where(sel[reach], x[reach], 0).astype(np.float64)
+    for axis in range(sel.ndim):
+        keep = [slice(None)] * sel.ndim
+        keep[axis] = slice(core[axis].start - reach[axis].start, core[axis].stop - reach[axis].start)
+        weight, local = (
+            ndi.gaussian_filter1d(a, sigma[axis], axis=axis, mode="reflect", radius=radius[axis])[tuple(keep)]
+            for a in (weight, local)
+        )
+    return local[inner] / np.maximum(weight[inner], 1e-9)
 
 
 # ------------------------------------------------------------------------------------------------ per-session accuracy
