@@ -42,10 +42,22 @@ def _voxels(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> tu
     return pred[mask].astype(np.float64), target[mask].astype(np.float64)
 
 
+def _pixel_metrics(p: np.ndarray, g: np.ndarray, data_range: float = 1.0) -> dict[str, float]:
+    """MAE, NMSE, the paper's NMSE and PSNR (paper 3.8.1, eqs. 3-4) of the float64 voxels of :func:`_voxels`."""
+    err = float(np.mean((p - g) ** 2))
+    energy = float(np.sum(g**2))
+    standard = float(np.sum((p - g) ** 2) / energy) if energy > 0 else float("nan")
+    return {
+        "mae": float(np.mean(np.abs(p - g))),
+        "nmse": standard,
+        "nmse_paper": standard / p.size,
+        "psnr": PSNR_IDENTICAL_DB if err == 0 else float(10.0 * np.log10(data_range**2 / err)),
+    }
+
+
 def mae(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean absolute error mean|p - g| (paper 3.8.1)."""
-    p, g = _voxels(pred, target, mask)
-    return float(np.mean(np.abs(p - g)))
+    return _pixel_metrics(*_voxels(pred, target, mask))["mae"]
 
 
 def mse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -56,21 +68,17 @@ def mse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) ->
 
 def nmse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Standard normalised MSE Σ (p - g)² / Σ g²; NaN when the target is all zero."""
-    p, g = _voxels(pred, target, mask)
-    energy = float(np.sum(g**2))
-    return float(np.sum((p - g) ** 2) / energy) if energy > 0 else float("nan")
+    return _pixel_metrics(*_voxels(pred, target, mask))["nmse"]
 
 
 def nmse_paper(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """The paper's NMSE (eq. 3 averaged over voxels): mean((p - g)²) / Σ g² = :func:`nmse` / N."""
-    p, _ = _voxels(pred, target, mask)
-    return nmse(pred, target, mask) / p.size
+    return _pixel_metrics(*_voxels(pred, target, mask))["nmse_paper"]
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, data_range: float = 1.0) -> float:
     """PSNR = 10 log10(data_range² / MSE) in dB (eq. 4); identical images give ``PSNR_IDENTICAL_DB``."""
-    err = mse(pred, target, mask)
-    return PSNR_IDENTICAL_DB if err == 0 else float(10.0 * np.log10(data_range**2 / err))
+    return _pixel_metrics(*_voxels(pred, target, mask), data_range)["psnr"]
 
 
 def _slice_maps(
@@ -133,11 +141,10 @@ def image_metrics(
     ``{"brain": brain_mask, "fov": None}``.
     """
     out: dict[str, float] = {}
-    maps = _slice_maps(pred, target, axis)  # one SSIM map per slice serves every region
+    maps = None  # one SSIM map per slice serves every region
     for region, mask in masks.items():
-        out[f"mae_{region}"] = mae(pred, target, mask)
-        out[f"nmse_{region}"] = nmse(pred, target, mask)
-        out[f"nmse_paper_{region}"] = nmse_paper(pred, target, mask)
-        out[f"psnr_{region}"] = psnr(pred, target, mask)
+        voxels = _voxels(pred, target, mask)  # once per region for the four voxel metrics
+        out |= {f"{name}_{region}": value for name, value in _pixel_metrics(*voxels).items()}
+        maps = _slice_maps(pred, target, axis) if maps is None else maps
         out[f"ssim_{region}"] = _slices_mean(maps, mask, np.shape(pred), axis)
     return out

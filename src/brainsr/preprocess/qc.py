@@ -149,7 +149,8 @@ def _same_grid(a: nib.Nifti1Image, b: nib.Nifti1Image, what: str) -> None:
 
 
 def _data(img: nib.Nifti1Image) -> np.ndarray:
-    d = np.asarray(img.dataobj, dtype=np.float64)
+    """The image's float64 data (3D), read once per image object (nibabel's cache; callers do not modify it)."""
+    d = img.get_fdata(dtype=np.float64)
     return d[..., 0] if d.ndim == 4 and d.shape[3] == 1 else d
 
 
