@@ -15,6 +15,7 @@ from brainsr.preprocess.qc import (
     alignment_figure,
     alignment_quality,
     bias_variation,
+    bias_variations,
     brain_points,
     dice,
     read_pose,
@@ -327,3 +328,8 @@ def test_bias_variation_crop_equals_the_whole_image_filter(box):
     dseg = nib.Nifti1Image(seg, img.affine)
     for sigma_mm in (4.0, 10.0):
         assert bias_variation(img, dseg, sigma_mm=sigma_mm) == _bias_variation_full_image(x, seg, zooms, sigma_mm)
+    # several images over one white matter (its filtered weights shared): the values of separate calls
+    other = nib.Nifti1Image(x * np.linspace(0.8, 1.2, shape[0])[:, None, None], img.affine)
+    within = rng.random(shape) < 0.9
+    separate = [bias_variation(i, dseg, sigma_mm=6.0, within=within) for i in (img, other)]
+    assert bias_variations([img, other], dseg, sigma_mm=6.0, within=within) == separate
