@@ -160,26 +160,18 @@ def ssim_reduce(smap: Images, *, mask: Images | None = None, window: int = 11, r
 
 
 def ssim(
-    pred: Images,
-    target: Images,
-    *,
-    data_range: float = 1.0,
-    window: int = 11,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
-    mask: Images | None = None,
-    reduction: str = "mean",
+    pred: Images, target: Images, *, mask: Images | None = None, reduction: str = "mean", **params: float
 ) -> Images:
     """SSIM (paper eq. 5; Wang et al. 2004) of (N, C, H, W) arrays or tensors (differentiable), in float32.
 
-    The Gaussian window (``window`` taps, ``sigma``) is applied without padding, so the SSIM map covers only the
-    'valid' region, i.e. the image less ``(window - 1) // 2`` pixels on each side. This is exactly the region
-    skimage averages over: ``structural_similarity(a, b, data_range=1, gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False)`` filters the whole image with reflection and then crops that border before
-    taking the mean, and the cropped values do not depend on the reflected pixels. Our map therefore equals
-    skimage's cropped ``full`` map and our mean its ``mssim`` up to float32 rounding (map ~1e-5, mean ~1e-7;
-    both tested to 1e-5). ``mask`` and ``reduction``: see :func:`ssim_reduce`.
+    ``params``: those of :func:`ssim_map` (``data_range`` 1, ``window`` 11 taps, ``sigma`` 1.5, ``k1``, ``k2``).
+    The Gaussian window is applied without padding, so the SSIM map covers only the 'valid' region, i.e. the image
+    less ``(window - 1) // 2`` pixels on each side. This is exactly the region skimage averages over:
+    ``structural_similarity(a, b, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``
+    filters the whole image with reflection and then crops that border before taking the mean, and the cropped
+    values do not depend on the reflected pixels. Our map therefore equals skimage's cropped ``full`` map and our
+    mean its ``mssim`` up to float32 rounding (map ~1e-5, mean ~1e-7; both tested to 1e-5). ``mask`` and
+    ``reduction``: see :func:`ssim_reduce`.
     """
-    smap = ssim_map(pred, target, data_range=data_range, window=window, sigma=sigma, k1=k1, k2=k2)
-    return ssim_reduce(smap, mask=mask, window=window, reduction=reduction)
+    smap = ssim_map(pred, target, **params)
+    return ssim_reduce(smap, mask=mask, window=int(params.get("window", 11)), reduction=reduction)
