@@ -395,3 +395,17 @@ def test_mae_metric_no_grad():
     assert psnr(pred, TARGET).requires_grad is False
     mask = torch.tensor([[1.0, 0.0]])
     assert mae(PRED, TARGET, mask).item() == pytest.approx(0.5)
+
+
+def test_ssim_takes_numpy_arrays_and_tensors_alike():
+    a, b = smooth_pair(8, (24, 28))
+    arr_a, arr_b = a[None, None].astype(np.float32), b[None, None].astype(np.float32)
+    on_arrays = ssim_map(arr_a, arr_b)
+    assert isinstance(on_arrays, np.ndarray) and on_arrays.dtype == np.float32
+    np.testing.assert_allclose(on_arrays, ssim_map(as_nchw(a), as_nchw(b)).numpy(), atol=1e-6)
+    assert float(ssim(arr_a, arr_b)) == pytest.approx(skimage_ssim(a, b)[0], abs=1e-5)
+    pred = as_nchw(a).requires_grad_()
+    ssim_loss(pred, as_nchw(b)).backward()  # still differentiable for tensors
+    assert pred.grad is not None and torch.isfinite(pred.grad).all()
+    with pytest.raises(TypeError, match="NumPy arrays or all torch tensors"):
+        ssim(arr_a, as_nchw(b))
