@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+import brainsr
 from brainsr.cli import main
 from brainsr.metrics.agreement import overlap_metrics
 from brainsr.metrics.evaluate import evaluate_images, evaluate_quality
@@ -210,3 +213,20 @@ def test_memo_loader_reads_each_file_once(tmp_path):
     load = memo_loader(counting)
     assert load(images["T1w"]) is load(Path(images["T1w"]))
     assert load(images["T2w"]) is not load(images["T1w"]) and len(calls) == 2
+
+
+def test_scan_set_evaluation_does_not_import_torch(tmp_path):
+    # every output of a scan set, image metrics (SSIM) included, in a fresh interpreter: torch is never imported
+    research, mask, _ = _phantom(tmp_path)
+    (tmp_path / "m").mkdir()
+    method, _, _ = _phantom(tmp_path / "m", seed=1)
+    out = {k: str(tmp_path / "out" / f"{k}.nii.gz") for k in ("tissues", "dseg")}
+    out |= {k: str(tmp_path / "out" / f"{k}.json") for k in ("tissue_volumes", "imagemetrics", "quality", "volumes")}
+    argv = ["evaluate", "scanset", "--image", *_kv(method), "--mask", mask, "--research", *_kv(research)]
+    argv += ["--out", *_kv(out)]
+    code = f"import sys; from brainsr.cli import main; rc = main({argv!r}); print(rc, 'torch' in sys.modules)"
+    src = str(Path(brainsr.__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "False"], done.stderr
+    assert json.loads(Path(out["imagemetrics"]).read_text())["mean"]["ssim_brain"] < 1

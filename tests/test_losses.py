@@ -10,15 +10,14 @@ import torch
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from skimage.metrics import structural_similarity
 
+from brainsr.base.similarity import gaussian_window, ssim_map
 from brainsr.train.losses import (
     LOSSES,
     PSNR_IDENTICAL_DB,
     CombinedLoss,
-    _ssim_map,
     bce_loss,
     critic_guidance,
     critic_loss,
-    gaussian_window,
     mae,
     mae_loss,
     mse_loss,
@@ -122,15 +121,15 @@ def test_bce_under_bf16_autocast():
 
 def test_gaussian_window():
     w = gaussian_window()
-    assert w.shape == (11,) and w.dtype == torch.float32
-    assert w.sum().item() == pytest.approx(1.0, abs=1e-6)
-    assert torch.allclose(w, w.flip(0))
+    assert w.shape == (11,) and w.dtype == np.float32
+    assert float(w.sum()) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_array_equal(w, w[::-1])
     assert int(w.argmax()) == 5
-    assert (w[6] / w[5]).item() == pytest.approx(math.exp(-0.5 / 1.5**2), rel=1e-5)
+    assert float(w[6] / w[5]) == pytest.approx(math.exp(-0.5 / 1.5**2), rel=1e-5)
     # Same taps as scipy's Gaussian filter used by skimage (truncate 3.5 -> radius 5): filter a delta.
     delta = np.zeros(31)
     delta[15] = 1.0
-    np.testing.assert_allclose(w.numpy(), gaussian_filter1d(delta, 1.5, truncate=3.5)[10:21], atol=1e-7)
+    np.testing.assert_allclose(w, gaussian_filter1d(delta, 1.5, truncate=3.5)[10:21], atol=1e-7)
 
 
 def test_ssim_identical_is_one():
@@ -148,7 +147,7 @@ def test_ssim_matches_skimage(seed: int):
     assert got.dtype == torch.float32
     assert got.item() == pytest.approx(want, abs=1e-5)
     # The valid map equals skimage's full map with the (win_size - 1) // 2 = 5 pixel border cropped.
-    smap = _ssim_map(as_nchw(a), as_nchw(b))[0, 0].double().numpy()
+    smap = ssim_map(as_nchw(a), as_nchw(b))[0, 0].double().numpy()
     assert smap.shape == (a.shape[0] - 10, a.shape[1] - 10)
     np.testing.assert_allclose(smap, full_map[5:-5, 5:-5], atol=1e-5)
 
@@ -180,7 +179,7 @@ def test_ssim_mask_weights_the_cropped_map():
     pred, target = as_nchw(a), as_nchw(b)
     mask = torch.zeros(1, 1, 30, 30)
     mask[..., 5:15, 5:25] = 1.0
-    smap = _ssim_map(pred, target)
+    smap = ssim_map(pred, target)
     want = smap[..., 0:10, 0:20].mean()
     assert ssim(pred, target, mask=mask).item() == pytest.approx(want.item(), abs=1e-6)
     assert ssim(pred, target, mask=torch.ones(1, 1, 30, 30)).item() == pytest.approx(ssim(pred, target).item())
@@ -199,7 +198,7 @@ def test_ssim_multichannel_mask_and_per_sample():
     mask = torch.zeros(2, 2, 16, 16)
     mask[0, 0] = 1.0  # sample 0: only channel 0
     mask[1] = 1.0  # sample 1: everything
-    smap = _ssim_map(x, y)
+    smap = ssim_map(x, y)
     out = ssim(x, y, mask=mask, reduction="none")
     assert out[0].item() == pytest.approx(smap[0, 0].mean().item(), abs=1e-6)
     assert out[1].item() == pytest.approx(smap[1].mean().item(), abs=1e-6)
@@ -396,3 +395,17 @@ def test_mae_metric_no_grad():
     assert psnr(pred, TARGET).requires_grad is False
     mask = torch.tensor([[1.0, 0.0]])
     assert mae(PRED, TARGET, mask).item() == pytest.approx(0.5)
+
+
+def test_ssim_takes_numpy_arrays_and_tensors_alike():
+    a, b = smooth_pair(8, (24, 28))
+    arr_a, arr_b = a[None, None].astype(np.float32), b[None, None].astype(np.float32)
+    on_arrays = ssim_map(arr_a, arr_b)
+    assert isinstance(on_arrays, np.ndarray) and on_arrays.dtype == np.float32
+    np.testing.assert_allclose(on_arrays, ssim_map(as_nchw(a), as_nchw(b)).numpy(), atol=1e-6)
+    assert float(ssim(arr_a, arr_b)) == pytest.approx(skimage_ssim(a, b)[0], abs=1e-5)
+    pred = as_nchw(a).requires_grad_()
+    ssim_loss(pred, as_nchw(b)).backward()  # still differentiable for tensors
+    assert pred.grad is not None and torch.isfinite(pred.grad).all()
+    with pytest.raises(TypeError, match="NumPy arrays or all torch tensors"):
+        ssim(arr_a, as_nchw(b))

@@ -15,6 +15,7 @@ from brainsr.preprocess.qc import (
     alignment_figure,
     alignment_quality,
     bias_variation,
+    bias_variations,
     brain_points,
     dice,
     read_pose,
@@ -293,3 +294,42 @@ def test_summarise_accuracy_hand_values():
     assert out.loc[("clinical", "P2"), "n"] == 1 and np.isnan(out.loc[("clinical", "P2"), "sd"])
     assert out.loc[("research", "R"), "mean"] == 5.0
     assert summarise_accuracy(table.iloc[:0]).empty
+
+
+def _bias_variation_full_image(x: np.ndarray, seg: np.ndarray, zooms: tuple[float, ...], sigma_mm: float) -> float:
+    """The filter over the whole image (bias_variation before it cropped to the white matter's reach)."""
+    from scipy import ndimage as ndi
+
+    wm = seg == 3
+    eroded = ndi.binary_erosion(wm, iterations=1)
+    sel = eroded if int(eroded.sum()) >= 64 else wm
+    sigma = sigma_mm / np.asarray(zooms, float)
+    weight = ndi.gaussian_filter(sel.astype(np.float64), sigma)
+    local = ndi.gaussian_filter(np.where(sel, x, 0).astype(np.float64), sigma)
+    vals = local[sel] / np.maximum(weight[sel], 1e-9)
+    return float(vals.std() / vals.mean())
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        (slice(25, 33), slice(20, 29), slice(12, 18)),  # widened box inside the image: the crop is a true crop
+        (slice(0, 12), slice(30, 50), slice(20, 30)),  # white matter on the border (axes 0, 1 and 2)
+        (slice(5, 55), slice(3, 47), slice(2, 28)),  # reach clipped by the border on every side
+    ],
+)
+def test_bias_variation_crop_equals_the_whole_image_filter(box):
+    rng = np.random.default_rng(3)
+    shape, zooms = (60, 50, 30), (1.0, 1.25, 2.0)
+    x = rng.uniform(50, 150, shape)
+    seg = np.zeros(shape, np.int16)
+    seg[box] = np.where(rng.random(seg[box].shape) < 0.8, 3, 2)  # an irregular white matter inside ``box``
+    img = nib.Nifti1Image(x, np.diag([*zooms, 1.0]))
+    dseg = nib.Nifti1Image(seg, img.affine)
+    for sigma_mm in (4.0, 10.0):
+        assert bias_variation(img, dseg, sigma_mm=sigma_mm) == _bias_variation_full_image(x, seg, zooms, sigma_mm)
+    # several images over one white matter (its filtered weights shared): the values of separate calls
+    other = nib.Nifti1Image(x * np.linspace(0.8, 1.2, shape[0])[:, None, None], img.affine)
+    within = rng.random(shape) < 0.9
+    separate = [bias_variation(i, dseg, sigma_mm=6.0, within=within) for i in (img, other)]
+    assert bias_variations([img, other], dseg, sigma_mm=6.0, within=within) == separate

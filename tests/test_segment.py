@@ -113,3 +113,14 @@ def test_lesion_prior_is_deep_white_matter():
     assert prior[15, 15, 15] > prior[6, 15, 15] > prior[2, 15, 15]  # falls off towards the WM edge
     with pytest.raises(ValueError, match="reaches"):
         lesion_prior(np.zeros((4, 4, 4)), (1.0, 1.0, 1.0))
+
+
+def test_chunked_predict_gives_the_labels_of_one_predict():
+    from sklearn.mixture import GaussianMixture
+
+    from brainsr.segment.tissue import _predict
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(m, 0.3, (400, 3)) for m in (-1.0, 0.0, 1.2)])
+    gmm = GaussianMixture(3, covariance_type="full", random_state=0).fit(x)
+    np.testing.assert_array_equal(_predict(gmm, x, chunk=97), gmm.predict(x))

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 
-from brainsr.train.losses import PSNR_IDENTICAL_DB, ssim
+from brainsr.base.similarity import PSNR_IDENTICAL_DB, ssim_map, ssim_reduce
 
 __all__ = ["IMAGE_METRICS", "image_metrics", "mae", "mse", "nmse", "nmse_paper", "psnr", "ssim_slices"]
 
@@ -43,10 +42,22 @@ def _voxels(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> tu
     return pred[mask].astype(np.float64), target[mask].astype(np.float64)
 
 
+def _pixel_metrics(p: np.ndarray, g: np.ndarray, data_range: float = 1.0) -> dict[str, float]:
+    """MAE, NMSE, the paper's NMSE and PSNR (paper 3.8.1, eqs. 3-4) of the float64 voxels of :func:`_voxels`."""
+    err = float(np.mean((p - g) ** 2))
+    energy = float(np.sum(g**2))
+    standard = float(np.sum((p - g) ** 2) / energy) if energy > 0 else float("nan")
+    return {
+        "mae": float(np.mean(np.abs(p - g))),
+        "nmse": standard,
+        "nmse_paper": standard / p.size,
+        "psnr": PSNR_IDENTICAL_DB if err == 0 else float(10.0 * np.log10(data_range**2 / err)),
+    }
+
+
 def mae(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Mean absolute error mean|p - g| (paper 3.8.1)."""
-    p, g = _voxels(pred, target, mask)
-    return float(np.mean(np.abs(p - g)))
+    return _pixel_metrics(*_voxels(pred, target, mask))["mae"]
 
 
 def mse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -57,21 +68,47 @@ def mse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) ->
 
 def nmse(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Standard normalised MSE Σ (p - g)² / Σ g²; NaN when the target is all zero."""
-    p, g = _voxels(pred, target, mask)
-    energy = float(np.sum(g**2))
-    return float(np.sum((p - g) ** 2) / energy) if energy > 0 else float("nan")
+    return _pixel_metrics(*_voxels(pred, target, mask))["nmse"]
 
 
 def nmse_paper(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
     """The paper's NMSE (eq. 3 averaged over voxels): mean((p - g)²) / Σ g² = :func:`nmse` / N."""
-    p, _ = _voxels(pred, target, mask)
-    return nmse(pred, target, mask) / p.size
+    return _pixel_metrics(*_voxels(pred, target, mask))["nmse_paper"]
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None, data_range: float = 1.0) -> float:
     """PSNR = 10 log10(data_range² / MSE) in dB (eq. 4); identical images give ``PSNR_IDENTICAL_DB``."""
-    err = mse(pred, target, mask)
-    return PSNR_IDENTICAL_DB if err == 0 else float(10.0 * np.log10(data_range**2 / err))
+    return _pixel_metrics(*_voxels(pred, target, mask), data_range)["psnr"]
+
+
+def _slice_maps(
+    pred: np.ndarray, target: np.ndarray, axis: int, window: int = 11, sigma: float = 1.5, data_range: float = 1.0
+) -> np.ndarray:
+    """(S, 1, H', W') float32 SSIM maps of the S slices along ``axis`` (each map: the slice's 'valid' region)."""
+    pred = np.asarray(pred, np.float32)
+    target = np.asarray(target, np.float32)
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ValueError(f"SSIM needs two 3D volumes of one shape, got {pred.shape} and {target.shape}")
+    p = np.ascontiguousarray(np.moveaxis(pred, axis, 0))[:, None]
+    g = np.ascontiguousarray(np.moveaxis(target, axis, 0))[:, None]
+    return ssim_map(p, g, data_range=data_range, window=window, sigma=sigma)
+
+
+def _slices_mean(
+    maps: np.ndarray, mask: np.ndarray | None, shape: tuple[int, ...], axis: int, window: int = 11
+) -> float:
+    """Mean over slices of each slice's SSIM (masked mean of its map; slices with an empty cropped mask skipped)."""
+    if mask is None:
+        return float(ssim_reduce(maps, reduction="none").astype(np.float64).mean())
+    if np.shape(mask) != shape:
+        raise ValueError(f"mask {np.shape(mask)} and images {shape} differ in shape")
+    m = np.moveaxis(np.asarray(mask, bool), axis, 0)
+    half = (window - 1) // 2
+    keep = m[:, half : m.shape[1] - half, half : m.shape[2] - half].any(axis=(1, 2))
+    if not keep.any():
+        raise ValueError("the mask is empty inside the SSIM window's valid region of every slice")
+    per_slice = ssim_reduce(maps[keep], mask=m[keep][:, None], window=window, reduction="none")
+    return float(per_slice.astype(np.float64).mean())
 
 
 def ssim_slices(
@@ -91,24 +128,8 @@ def ssim_slices(
     use_sample_covariance=False, data_range=1)``. With a mask, each slice's map is averaged over the masked
     pixels only, and slices whose (cropped) mask is empty are skipped; without one every slice counts.
     """
-    pred = np.asarray(pred, np.float32)
-    target = np.asarray(target, np.float32)
-    if pred.shape != target.shape or pred.ndim != 3:
-        raise ValueError(f"SSIM needs two 3D volumes of one shape, got {pred.shape} and {target.shape}")
-    p = torch.from_numpy(np.ascontiguousarray(np.moveaxis(pred, axis, 0)))[:, None]
-    g = torch.from_numpy(np.ascontiguousarray(np.moveaxis(target, axis, 0)))[:, None]
-    kwargs = {"data_range": data_range, "window": window, "sigma": sigma, "reduction": "none"}
-    if mask is None:
-        return float(ssim(p, g, **kwargs).double().mean())
-    m = np.moveaxis(np.asarray(mask, bool), axis, 0)
-    if m.shape != p.shape[0:1] + p.shape[2:]:
-        raise ValueError(f"mask {np.asarray(mask).shape} and images {pred.shape} differ in shape")
-    half = (window - 1) // 2
-    keep = m[:, half : m.shape[1] - half, half : m.shape[2] - half].any(axis=(1, 2))
-    if not keep.any():
-        raise ValueError("the mask is empty inside the SSIM window's valid region of every slice")
-    w = torch.from_numpy(np.ascontiguousarray(m[keep]))[:, None].float()
-    return float(ssim(p[keep], g[keep], mask=w, **kwargs).double().mean())
+    maps = _slice_maps(pred, target, axis, window, sigma, data_range)
+    return _slices_mean(maps, mask, np.shape(pred), axis, window)
 
 
 def image_metrics(
@@ -120,10 +141,10 @@ def image_metrics(
     ``{"brain": brain_mask, "fov": None}``.
     """
     out: dict[str, float] = {}
+    maps = None  # one SSIM map per slice serves every region
     for region, mask in masks.items():
-        out[f"mae_{region}"] = mae(pred, target, mask)
-        out[f"nmse_{region}"] = nmse(pred, target, mask)
-        out[f"nmse_paper_{region}"] = nmse_paper(pred, target, mask)
-        out[f"psnr_{region}"] = psnr(pred, target, mask)
-        out[f"ssim_{region}"] = ssim_slices(pred, target, mask, axis=axis)
+        voxels = _voxels(pred, target, mask)  # once per region for the four voxel metrics
+        out |= {f"{name}_{region}": value for name, value in _pixel_metrics(*voxels).items()}
+        maps = _slice_maps(pred, target, axis) if maps is None else maps
+        out[f"ssim_{region}"] = _slices_mean(maps, mask, np.shape(pred), axis)
     return out

@@ -45,6 +45,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
 
+from brainsr.base.arrays import bounding_box
+
 __all__ = [
     "COMMON_PARAMETERS",
     "DEFAULT_ENGINE",
@@ -177,12 +179,7 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
 
 def _crop_box(mask: np.ndarray, pad_mm: float, zooms: np.ndarray) -> tuple[slice, ...]:
     """Bounding box of ``mask`` padded by ``pad_mm`` (clipped to the grid)."""
-    idx = np.nonzero(mask)
-    pad = np.ceil(pad_mm / zooms).astype(int)
-    return tuple(
-        slice(max(0, int(i.min()) - p), min(n, int(i.max()) + p + 1))
-        for i, p, n in zip(idx, pad, mask.shape, strict=True)
-    )
+    return bounding_box(mask, np.ceil(pad_mm / zooms).astype(int))
 
 
 def _pick_sequence(images: Mapping[str, nib.Nifti1Image], sequence: str) -> str:

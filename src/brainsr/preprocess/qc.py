@@ -19,6 +19,7 @@ So ``from-MNI152NLin2009cSym_to-subject`` is sampled at template points and yiel
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import nibabel as nib
 import numpy as np
@@ -27,11 +28,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy import ndimage as ndi
 
+from brainsr.base.arrays import bounding_box
+
 __all__ = [
     "TRE_METRICS",
     "alignment_figure",
     "alignment_quality",
     "bias_variation",
+    "bias_variations",
     "brain_points",
     "dice",
     "display_window",
@@ -46,6 +50,8 @@ __all__ = [
 PathLike = str | os.PathLike
 #: Summary statistics of the TRE returned by :func:`tre` (``session_accuracy`` reports the first three).
 TRE_METRICS = ("tre_mean_mm", "tre_median_mm", "tre_p95_mm", "tre_max_mm")
+#: Truncation (in SDs) of the Gaussian filter of :func:`bias_variation` (scipy's default).
+GAUSS_TRUNCATE = 4.0
 #: Fewest eroded white-matter voxels :func:`bias_variation` accepts before falling back to the uneroded mask.
 MIN_WM_VOXELS = 64
 _COLUMNS = ["subject", "session", "metric", "prep", "sequence", "value"]
@@ -145,7 +151,8 @@ def _same_grid(a: nib.Nifti1Image, b: nib.Nifti1Image, what: str) -> None:
 
 
 def _data(img: nib.Nifti1Image) -> np.ndarray:
-    d = np.asarray(img.dataobj, dtype=np.float64)
+    """The image's float64 data (3D), read once per image object (nibabel's cache; callers do not modify it)."""
+    d = img.get_fdata(dtype=np.float64)
     return d[..., 0] if d.ndim == 4 and d.shape[3] == 1 else d
 
 
@@ -263,6 +270,20 @@ def alignment_figure(
 
 
 # ------------------------------------------------------------------------------------------------ bias
+def _wm_selection(dseg: nib.Nifti1Image, wm_label: int, min_voxels: int, within: np.ndarray | None) -> np.ndarray:
+    """The white-matter voxels :func:`bias_variation` uses: eroded by 1 voxel, or uneroded if erosion leaves fewer
+    than ``min_voxels``. The erosion runs on the bounding box of the WM widened by 1 voxel (the same result)."""
+    wm = np.rint(_data(dseg)) == wm_label
+    if within is not None:
+        wm &= within
+    if not wm.any():
+        return wm
+    box = bounding_box(wm, 1)
+    eroded = np.zeros_like(wm)
+    eroded[box] = ndi.binary_erosion(wm[box], iterations=1)
+    return eroded if int(eroded.sum()) >= min_voxels else wm
+
+
 def bias_variation(
     image: nib.Nifti1Image,
     dseg: nib.Nifti1Image,
@@ -277,25 +298,71 @@ def bias_variation(
     convolution, so only WM voxels contribute); the coefficient of variation (SD / mean) of that local mean over
     the WM voxels measures the smooth multiplicative field while noise and partial volume average out. Falls back
     to the uneroded WM when erosion leaves fewer than ``min_voxels``; NaN if none. ``within`` restricts the WM
-    (e.g. to the voxels a brain mask kept, so raw and corrected images are compared over the same voxels).
+    (e.g. to the voxels a brain mask kept, so raw and corrected images are compared over the same voxels). The
+    filtering is cropped to where the WM reaches (:class:`_WMFilter`), with the values of the whole-image filter.
     """
-    _same_grid(image, dseg, "bias_variation")
-    x = _data(image)
-    wm = np.rint(_data(dseg)).astype(int) == wm_label
-    if within is not None:
-        wm &= within
-    eroded = ndi.binary_erosion(wm, iterations=1)
-    sel = eroded if int(eroded.sum()) >= min_voxels else wm
-    if not sel.any() or x[sel].mean() == 0:
-        return float("nan")
-    if sigma_mm <= 0:  # no low-pass: the plain coefficient of variation
-        vals = x[sel]
-    else:
-        sigma = sigma_mm / np.asarray(image.header.get_zooms()[:3], float)
-        weight = ndi.gaussian_filter(sel.astype(np.float64), sigma)
-        local = ndi.gaussian_filter(np.where(sel, x, 0).astype(np.float64), sigma)
-        vals = local[sel] / np.maximum(weight[sel], 1e-9)
-    return float(vals.std() / vals.mean())
+    return bias_variations([image], dseg, wm_label, min_voxels, sigma_mm, within)[0]
+
+
+def bias_variations(
+    images: Sequence[nib.Nifti1Image],
+    dseg: nib.Nifti1Image,
+    wm_label: int = 3,
+    min_voxels: int = MIN_WM_VOXELS,
+    sigma_mm: float = 10.0,
+    within: np.ndarray | None = None,
+) -> list[float]:
+    """:func:`bias_variation` of each of ``images`` (one grid, e.g. a raw and its corrected image) over the same
+    white matter: the selection and its filtered weights are computed once (the values are those of single calls)."""
+    for image in images:
+        _same_grid(image, dseg, "bias_variation")
+    sel = _wm_selection(dseg, wm_label, min_voxels, within)
+    filters: dict[tuple[float, ...], _WMFilter] = {}
+    out = []
+    for image in images:
+        x = _data(image)
+        if not sel.any() or x[sel].mean() == 0:
+            out.append(float("nan"))
+            continue
+        if sigma_mm <= 0:  # no low-pass: the plain coefficient of variation
+            vals = x[sel]
+        else:
+            sigma = tuple(sigma_mm / np.asarray(image.header.get_zooms()[:3], float))
+            vals = filters.setdefault(sigma, _WMFilter(sel, np.asarray(sigma))).local_means(x)
+        out.append(float(vals.std() / vals.mean()))
+    return out
+
+
+class _WMFilter:
+    """Normalised convolution at the ``sel`` voxels (C order): ``G*(x·sel) / max(G*sel, 1e-9)`` with ``G`` scipy's
+    ``gaussian_filter(·, sigma)`` (reflecting border, radius ``int(4 sigma + 0.5)``), bit for bit, on less data.
+
+    Both filtered arrays are zero outside the selection's bounding box, so each 1D pass (axes in scipy's order)
+    runs on that box widened by half the radius (clipped to the image): a tap that reflects off the crop's edge lands
+    on a zero, as it would inside the whole image (or the crop's edge is the image's). After the pass along an axis
+    only the box's own rows along it are kept, which is all the later passes and the result read. The filtered
+    selection (the weights) is computed once for every image.
+    """
+
+    def __init__(self, sel: np.ndarray, sigma: np.ndarray) -> None:
+        self.sel, self.sigma = sel, sigma
+        self.radius = [int(GAUSS_TRUNCATE * s + 0.5) for s in sigma]
+        self.reach = bounding_box(sel, [(r + 1) // 2 for r in self.radius])
+        core = bounding_box(sel)
+        self.inner = sel[core]
+        self.keep = [slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, self.reach, strict=True)]
+        self.weight = np.maximum(self._blur(sel[self.reach].astype(np.float64))[self.inner], 1e-9)
+
+    def _blur(self, a: np.ndarray) -> np.ndarray:
+        for axis, keep in enumerate(self.keep):
+            a = ndi.gaussian_filter1d(a, self.sigma[axis], axis=axis, mode="reflect", radius=self.radius[axis])
+            a = a[(slice(None),) * axis + (keep,)]
+        return a
+
+    def local_means(self, x: np.ndarray) -> np.ndarray:
+        """The Gaussian-weighted mean of ``x`` over the selection, at each selected voxel."""
+        local = self._blur(np.where(self.sel[self.reach], x[self.reach], 0).astype(np.float64))
+        return local[self.inner] / self.weight
 
 
 # ------------------------------------------------------------------------------------------------ per-session accuracy
@@ -368,8 +435,9 @@ def session_accuracy(
         # both measured over the same voxels: WM kept by brain extraction
         fixed = nib.as_closest_canonical(nib.load(str(corrected[seq])))
         within = _data(fixed) > 0
-        add("bias_cv_raw", "", seq, bias_variation(raw_img, seg, sigma_mm=bias_sigma_mm, within=within))
-        add("bias_cv_corrected", "", seq, bias_variation(fixed, seg, sigma_mm=bias_sigma_mm, within=within))
+        before, after = bias_variations([raw_img, fixed], seg, sigma_mm=bias_sigma_mm, within=within)
+        add("bias_cv_raw", "", seq, before)
+        add("bias_cv_corrected", "", seq, after)
     return pd.DataFrame(rows, columns=_COLUMNS)
 
 

@@ -1,0 +1,22 @@
+"""Array helpers shared across stages: the bounding box of a mask, for computing only where a mask reaches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["bounding_box"]
+
+
+def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, ...]:
+    """Slices of the bounding box of the nonzero voxels of ``mask``, widened by ``margin`` voxels (one number, or
+    one per axis) and clipped to the array. ``ValueError`` if ``mask`` has no nonzero voxel."""
+    idx = np.nonzero(mask)
+    if idx[0].size == 0:
+        raise ValueError("bounding_box: the mask is empty")
+    pads = np.broadcast_to(np.asarray(margin, int), (np.ndim(mask),))
+    return tuple(
+        slice(max(0, int(i.min()) - int(p)), min(n, int(i.max()) + int(p) + 1))
+        for i, p, n in zip(idx, pads, np.shape(mask), strict=True)
+    )
