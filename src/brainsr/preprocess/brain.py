@@ -45,7 +45,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import sparse
 
-from brainsr.base.arrays import bounding_box
+from brainsr.base.morphology import box_mm, dilate_mm
 
 __all__ = [
     "COMMON_PARAMETERS",
@@ -130,23 +130,13 @@ def _iterations(mm: float, zooms: np.ndarray) -> int:
     return max(1, math.ceil(float(mm) / float(zooms.min()) - 1e-6))
 
 
-def _dilate_mm(mask: np.ndarray, radius_mm: float, zooms: np.ndarray) -> np.ndarray:
-    """Exact Euclidean dilation (radius > 0) or erosion (radius < 0) by ``|radius_mm|`` millimetres."""
-    if radius_mm == 0 or not mask.any():
-        return mask
-    if radius_mm > 0:
-        return ndi.distance_transform_edt(~mask, sampling=zooms) <= radius_mm
-    if mask.all():
-        return mask
-    return ndi.distance_transform_edt(mask, sampling=zooms) > -radius_mm
-
-
 def _open_mm(mask: np.ndarray, radius_mm: float, zooms: np.ndarray) -> np.ndarray:
-    return _dilate_mm(_dilate_mm(mask, -radius_mm, zooms), radius_mm, zooms)
+    return dilate_mm(dilate_mm(mask, -radius_mm, zooms), radius_mm, zooms)
 
 
 def _close_mm(mask: np.ndarray, radius_mm: float, zooms: np.ndarray) -> np.ndarray:
-    return ~_dilate_mm(~_dilate_mm(mask, radius_mm, zooms), radius_mm, zooms)
+    """Closing: dilation, then erosion (the complement of the dilated complement) by ``radius_mm``."""
+    return dilate_mm(dilate_mm(mask, radius_mm, zooms), -radius_mm, zooms)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -177,11 +167,6 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
     return float(centres[int(np.argmax(w0 * w1 * (mu0 - mu1) ** 2))])
 
 
-def _crop_box(mask: np.ndarray, pad_mm: float, zooms: np.ndarray) -> tuple[slice, ...]:
-    """Bounding box of ``mask`` padded by ``pad_mm`` (clipped to the grid)."""
-    return bounding_box(mask, np.ceil(pad_mm / zooms).astype(int))
-
-
 def _pick_sequence(images: Mapping[str, nib.Nifti1Image], sequence: str) -> str:
     if sequence == "auto":
         return "T2w" if "T2w" in images else "T1w"
@@ -205,13 +190,13 @@ def _csf_cap(mask: np.ndarray, t2w: np.ndarray, zooms: np.ndarray, p: Mapping[st
     """
     if not mask.any():
         return mask
-    box = _crop_box(mask, _CROP_PAD_MM, zooms)
+    box = box_mm(mask, _CROP_PAD_MM, zooms)
     m, t2 = mask[box], t2w[box]
     inside = t2[m & (t2 > 0)]
     if inside.size < 100:
         return mask
     csf = t2 > float(p["csf_factor"]) * _otsu(inside)
-    wall = _close_mm(csf | _dilate_mm(m, -float(p["cap_core_mm"]), zooms), float(p["cap_close_mm"]), zooms)
+    wall = _close_mm(csf | dilate_mm(m, -float(p["cap_core_mm"]), zooms), float(p["cap_close_mm"]), zooms)
     removable = m & ~wall
     outside = ndi.binary_dilation(~m, iterations=_iterations(float(p["cap_depth_mm"]), zooms), mask=removable | ~m)
     out = np.zeros_like(mask)
@@ -421,7 +406,7 @@ def _engine_bet(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> np.
     mask = _postprocess(mask)
     if p["csf_cap"] and "T2w" in images:
         mask = _csf_cap(mask, _data(images["T2w"]), zooms, p)
-    return _dilate_mm(mask, _expand(p["expand_mm"], seq == "T2w"), zooms)
+    return dilate_mm(mask, _expand(p["expand_mm"], seq == "T2w"), zooms)
 
 
 # ------------------------------------------------------------------------------------------------------- morph
@@ -435,7 +420,7 @@ def _engine_morph(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> n
     if positive.size == 0:
         return np.zeros(raw_t1.shape, bool)
     head = _largest_component(raw_t1 > _otsu(positive))
-    box = _crop_box(head, _CROP_PAD_MM, zooms)
+    box = box_mm(head, _CROP_PAD_MM, zooms)
     sigma = float(p["smooth_mm"]) / zooms
     wanted = p["tissue_sequences"]
     wanted = [s.strip() for s in wanted.split(",")] if isinstance(wanted, str) else list(wanted)
@@ -473,7 +458,7 @@ def _engine_morph(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> n
             csf = t2 > float(p["csf_factor"]) * _otsu(inside)
             icv = ndi.binary_dilation(brain, iterations=_iterations(float(p["csf_grow_mm"]), zooms), mask=brain | csf)
     icv = _postprocess(_close_mm(icv, float(p["close_mm"]), zooms))
-    icv = _dilate_mm(icv, _expand(p["expand_mm"], has_t2), zooms)
+    icv = dilate_mm(icv, _expand(p["expand_mm"], has_t2), zooms)
     out = np.zeros(raw_t1.shape, bool)
     out[box] = icv
     return out
@@ -497,7 +482,7 @@ def _engine_fsl(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> np.
     mask = _postprocess(mask)
     if p["csf_cap"] and "T2w" in images:
         mask = _csf_cap(mask, _data(images["T2w"]), zooms, p)
-    return _dilate_mm(mask, _expand(p["expand_mm"], seq == "T2w"), zooms)
+    return dilate_mm(mask, _expand(p["expand_mm"], seq == "T2w"), zooms)
 
 
 def _engine_hybrid(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> np.ndarray:
@@ -505,7 +490,7 @@ def _engine_hybrid(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> 
     morph = _engine_morph(images, p)
     bet = _engine_bet(images, p)
     zooms = _zooms(images["T1w"].affine)
-    return morph & _dilate_mm(bet, float(p["margin_mm"]), zooms)
+    return morph & dilate_mm(bet, float(p["margin_mm"]), zooms)
 
 
 _ENGINE_FUNCS: dict[str, Callable[[Mapping[str, nib.Nifti1Image], dict[str, Any]], np.ndarray]] = {
