@@ -124,3 +124,17 @@ def test_chunked_predict_gives_the_labels_of_one_predict():
     x = np.concatenate([rng.normal(m, 0.3, (400, 3)) for m in (-1.0, 0.0, 1.2)])
     gmm = GaussianMixture(3, covariance_type="full", random_state=0).fit(x)
     np.testing.assert_array_equal(_predict(gmm, x, chunk=97), gmm.predict(x))
+
+
+def test_class_and_truth_masks_equal_isin_on_any_label_image() -> None:
+    from brainsr.segment.run import CLASS_LABELS, TRUTH_CLASSES, class_masks, truth_masks
+
+    labels = np.random.default_rng(3).integers(0, 12, size=(9, 8, 7))
+    names = {n for group in TRUTH_CLASSES.values() for n in group}
+    lookup = {n: i for i, n in enumerate(sorted(names), start=1)}
+    for img in (labels, labels.astype(np.uint8), labels - 3):  # the last one is the np.isin fallback
+        for name, mask in class_masks(img).items():
+            assert np.array_equal(mask, np.isin(img, CLASS_LABELS[name]))
+        for name, mask in truth_masks(img, lookup).items():
+            assert np.array_equal(mask, np.isin(img, [lookup[n] for n in TRUTH_CLASSES[name]]))
+    assert class_masks(labels)["csf"].any()

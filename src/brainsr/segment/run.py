@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -45,9 +45,20 @@ TRUTH_CLASSES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _members(labels: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """``np.isin(labels, values)`` for an integer label image, by a lookup table (one pass over the voxels)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or labels.size == 0 or labels.min() < 0:
+        return np.isin(labels, values)
+    top = int(labels.max())
+    table = np.zeros(top + 1, bool)
+    table[[v for v in values if 0 <= v <= top]] = True
+    return table[labels]
+
+
 def class_masks(labels: np.ndarray) -> dict[str, np.ndarray]:
     """Binary mask of each evaluated class (:data:`CLASS_LABELS`) of a ``classes`` label image."""
-    return {name: np.isin(labels, values) for name, values in CLASS_LABELS.items()}
+    return {name: _members(labels, values) for name, values in CLASS_LABELS.items()}
 
 
 def truth_masks(labels: np.ndarray, lookup: Mapping[str, int]) -> dict[str, np.ndarray]:
@@ -55,7 +66,7 @@ def truth_masks(labels: np.ndarray, lookup: Mapping[str, int]) -> dict[str, np.n
     missing = sorted({n for names in TRUTH_CLASSES.values() for n in names} - set(lookup))
     if missing:
         raise ValueError(f"the ground-truth lookup has no label named {missing}")
-    return {name: np.isin(labels, [lookup[n] for n in names]) for name, names in TRUTH_CLASSES.items()}
+    return {name: _members(labels, [lookup[n] for n in names]) for name, names in TRUTH_CLASSES.items()}
 
 
 _SEQUENCES = ("FLAIR", "T2w", "T1w")
