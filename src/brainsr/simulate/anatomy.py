@@ -366,19 +366,21 @@ def _atrophy(
     # atrophy: ventricular enlargement into WM/deep GM, sulcal widening of the cortex
     # distances are needed only a few mm from their features, or only inside the brain: cropped transforms
     brain_box = _bbox(mask, int(np.ceil(6.0 / res)) + 2)
-    dist_v = _distance(vent, _bbox(vent, int(np.ceil((1.0 + 4.0 * a) / res)) + 2)) * res
-    grow = np.clip((1.0 + 4.0 * a) - dist_v, 0, 1) * mask
+    vent_box = _bbox(vent, int(np.ceil((1.0 + 4.0 * a) / res)) + 2)
+    dist_v = _distance(vent, vent_box) * res
+    # nothing moves where dist_v is inf (outside vent_box) or dist_c is (outside the brain box): updated in the boxes
+    grow = np.clip((1.0 + 4.0 * a) - dist_v[vent_box], 0, 1) * mask[vent_box]
     for t in (wm, deep):
-        moved = t * grow
-        t -= moved
-        csf += moved
+        moved = t[vent_box] * grow
+        t[vent_box] -= moved
+        csf[vent_box] += moved
     sulcal = (csf > 0.5) & ~vent & mask
     dist_c = _distance(sulcal, brain_box) * res
     # GM voxels touching sulcal CSF lose (0.3 + 1.2 a) mm of thickness, as a fraction of the voxel size
-    widen = np.where(dist_c <= res * 1.01, min((0.3 + 1.2 * a) / res, 0.9), 0.0).astype(np.float32)
-    moved = gm * widen
-    gm -= moved
-    csf += moved
+    widen = np.where(dist_c[brain_box] <= res * 1.01, min((0.3 + 1.2 * a) / res, 0.9), 0.0).astype(np.float32)
+    moved = gm[brain_box] * widen
+    gm[brain_box] -= moved
+    csf[brain_box] += moved
     vent_big = vent | (dist_v < 1.0 + 4.0 * a)
     return brain_box, dist_c, vent_big
 
