@@ -1,4 +1,5 @@
-"""Benchmark `brainsr simulate`: time, peak memory and disk size of one subject per protocol.
+"""Benchmark `brainsr simulate`: wall and CPU (user + system) time, peak memory and disk size of one subject per
+protocol.
 
 Usage: python benchmarks/simulate.py [--resolution 1] [--out benchmarks/simulate.tsv]
 Writes a TSV table (one row per subject) and prints it. Not a test: targets are read by people.
@@ -19,6 +20,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process (the budget of a workflow run counts both)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _one(args: tuple[str, str | None, int, str]) -> dict:
     label, protocol, resolution, root = args
     from brainsr.simulate.cohort import load_protocols, simulate_subject
@@ -31,9 +38,9 @@ def _one(args: tuple[str, str | None, int, str]) -> dict:
     )
     protocols = load_protocols(REPO / "resources" / "protocols.yaml")
     sessions = {"clinical": "clinical", "research": "research", "longitudinal_prefix": "month"}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     files = simulate_subject(sim, label, protocol, root, sessions, protocols)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     size = sum(Path(f).stat().st_size for f in files)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
@@ -41,6 +48,7 @@ def _one(args: tuple[str, str | None, int, str]) -> dict:
         "protocol": protocol or "control",
         "resolution_mm": resolution,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu, 1),
         "peak_rss_mb": round(peak),
         "size_mb": round(size / 2**20, 1),
         "files": len(files),

@@ -289,3 +289,70 @@ def test_cropped_distance_equals_the_full_transform():
     assert d[3, 4, 7] == 2.0 and d[4, 5, 5] == np.sqrt(2)
     # a box missing a feature falls back to the full transform
     assert np.array_equal(_distance(feat, (slice(0, 5),) * 3), full)
+
+
+def test_bias_field_on_a_grid_equals_the_pointwise_field():
+    """The plane-by-plane bias field equals the (N, 10) monomial evaluation at the same points, oblique axes too."""
+    from brainsr.simulate.acquire import make_bias_field
+
+    bias = make_bias_field(0.4, np.random.default_rng(3))
+    axes = rotation(np.array([17.0, -8.0, 25.0])) @ ORIENTATION_AXES["coronal"]
+    u, v, z = np.linspace(-300, 300, 13), np.linspace(-90, 110, 11), np.linspace(-70, 80, 7)
+    grid = np.stack(np.meshgrid(z, u, v, indexing="ij"), -1).reshape(-1, 3)[:, [1, 2, 0]]
+    expected = bias(grid @ axes.T)
+    got = bias.on_grid(axes, u, v, z)
+    assert got.shape == (len(z), len(u) * len(v)) and got.dtype == np.float32
+    np.testing.assert_allclose(got.reshape(-1), expected, rtol=1e-6)
+    clipped = np.isin(expected, np.exp(np.float32([-0.6, 0.6]), dtype=np.float32))  # |f| = 1.5 far out
+    assert 0 < clipped.sum() < clipped.size / 2
+
+
+def test_edt_and_components_equal_the_ndimage_results():
+    """The integer-summed distance transform equals ndimage's; small components are dropped, big ones kept."""
+    from brainsr.simulate.anatomy import _edt, _largest_components
+
+    rng = np.random.default_rng(4)
+    background = rng.random((17, 12, 9)) > 0.02
+    assert np.array_equal(_edt(background), ndi.distance_transform_edt(background))
+    assert np.array_equal(_edt(np.ones((4, 5, 6), bool)), ndi.distance_transform_edt(np.ones((4, 5, 6), bool)))
+    mask = np.zeros((10, 10, 10), bool)
+    mask[1:4, 1:4, 1:4] = True  # 27 voxels
+    mask[7, 7, 5:8] = True  # 3 voxels
+    mask[6:9, 1, 1] = mask[8, 2, 1] = True  # 4 voxels
+    expected = mask.copy()
+    expected[7, 7, 5:8] = False
+    assert np.array_equal(_largest_components(mask, 4), expected)
+    assert _largest_components(mask, 28).sum() == 0 and _largest_components(np.zeros((3, 3, 3), bool), 1).sum() == 0
+
+
+def test_cropped_envelope_and_layer_labels_equal_the_whole_grid_computation():
+    """The brain envelope computed in a box equals the whole-grid one; layer labels follow their edges."""
+    from brainsr.simulate.anatomy import TemplateMaps, _envelope, _layer_labels
+
+    mask = np.zeros((60, 50, 70), bool)
+    mask[25:35, 12:30, 30:40] = True
+    mask[28:32, 18:22, 33:37] = False  # a hole, filled
+    tm = TemplateMaps(mask, mask, mask, np.eye(4), 1.0, np.eye(4), mask.shape, (0, 0, 0))
+    whole = ndi.binary_fill_holes(ndi.gaussian_filter(mask.astype(np.float32), 3.0) > 0.3)
+    assert np.array_equal(_envelope(tm), whole) and whole[30, 20, 35]
+    edges = np.array([1.0, 2.5, 2.5, 4.0])
+    rel = np.array([-1.0, 0.0, 0.5, 1.0, 1.0001, 2.5, 3.0, 4.0, 4.5, np.nan])
+    assert _layer_labels(rel, edges, [5, 6, 7, 8]).tolist() == [0, 0, 5, 5, 6, 6, 8, 8, 0, 0]
+    expected = np.zeros(rel.shape, np.uint8)
+    lower = 0.0
+    for upper, lab in zip(edges, [5, 6, 7, 8], strict=True):  # the interval-by-interval definition
+        expected[(rel > lower) & (rel <= upper)] = lab
+        lower = upper
+    assert np.array_equal(_layer_labels(rel, edges, [5, 6, 7, 8]), expected)
+
+
+def test_reuse_freed_memory_leaves_values_and_settings_alone():
+    """Arrays allocated inside the block behave as usual; the block can be entered again (settings restored)."""
+    from brainsr.simulate.memory import reuse_freed_memory
+
+    for _ in range(2):
+        with reuse_freed_memory():
+            a = np.ones(5_000_000)
+            b = a * 2
+            del a
+        assert b.sum() == 10_000_000

@@ -124,22 +124,63 @@ def _quadratic_terms(u: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_bias_field(amplitude: float, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
-    """Smooth multiplicative receive field exp(a f(x)) for scanner points (N, 3) relative to the field-of-view
-    centre; f a random quadratic in x / 100 mm, scaled to |f| <= 1 over a 100 mm sphere (coil sensitivity
-    varies slowly in scanner space). The coefficients are drawn and normalised once."""
+#: Monomial index pairs (i, j) of the quadratic terms x_i x_j, in the column order of :func:`_quadratic_terms`.
+_QUADRATIC_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
+@dataclass(frozen=True)
+class BiasField:
+    """Smooth multiplicative receive field exp(a f(x)), f(x) = c . monomials(x / 100 mm) clipped to [-1.5, 1.5], for
+    scanner points x relative to the field-of-view centre (see :func:`make_bias_field`)."""
+
+    amplitude: float
+    coef: np.ndarray  # (10,) coefficients of the monomials of :func:`_quadratic_terms`
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """The field at points (N, 3) (float32)."""
+        f = _quadratic_terms(points / 100.0) @ self.coef
+        return np.exp(self.amplitude * np.clip(f, -1.5, 1.5)).astype(np.float32)
+
+    def _in_frame(self, axes: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """f(axes @ w) = k + l . w + w^T q w (w in 100 mm units along ``axes``): (k, l (3,), symmetric q (3, 3))."""
+        c = self.coef
+        q = np.zeros((3, 3))
+        for (i, j), cij in zip(_QUADRATIC_PAIRS, c[4:], strict=True):
+            q[i, j] += cij / 2
+            q[j, i] += cij / 2
+        return float(c[0]), axes.T @ c[1:4], axes.T @ q @ axes
+
+    def on_grid(self, axes: np.ndarray, u: np.ndarray, v: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The field at the points u_i a_0 + v_j a_1 + z_k a_2 (mm; ``axes`` columns a) as (len(z), len(u) len(v))
+        float32, z-major then u then v: the same values as :meth:`__call__` at those points (to rounding),
+        evaluated plane by plane without the (N, 10) monomial matrix."""
+        k, lin, q = self._in_frame(axes)
+        wu, wv = u[:, None] / 100.0, v[None, :] / 100.0
+        plane = lin[0] * wu + lin[1] * wv + q[0, 0] * wu**2 + q[1, 1] * wv**2 + 2 * q[0, 1] * (wu * wv)
+        slope = 2 * q[0, 2] * wu + 2 * q[1, 2] * wv  # coefficient of w_z
+        out = np.empty((len(z), plane.size), np.float32)
+        f = np.empty_like(plane)
+        for row, wz in zip(out, np.asarray(z, float) / 100.0, strict=True):
+            np.multiply(slope, wz, out=f)
+            f += plane
+            f += k + lin[2] * wz + q[2, 2] * wz**2
+            np.clip(f, -1.5, 1.5, out=f)
+            f *= self.amplitude
+            np.exp(f, out=f)
+            row[:] = f.ravel()
+        return out
+
+
+def make_bias_field(amplitude: float, rng: np.random.Generator) -> BiasField:
+    """Random receive field: f a random quadratic in x / 100 mm, scaled to |f| <= 1 over a 100 mm sphere (coil
+    sensitivity varies slowly in scanner space). The coefficients are drawn and normalised once."""
     c = rng.normal(size=10)
     probe = rng.normal(size=(2000, 3))
     probe /= np.linalg.norm(probe, axis=1, keepdims=True)
     probe *= rng.uniform(0, 1, (2000, 1)) ** (1 / 3)
     c[0] = 0.0
     c /= np.abs(_quadratic_terms(probe) @ c).max() + 1e-8
-
-    def field(points: np.ndarray) -> np.ndarray:
-        f = _quadratic_terms(points / 100.0) @ c
-        return np.exp(amplitude * np.clip(f, -1.5, 1.5)).astype(np.float32)
-
-    return field
+    return BiasField(amplitude, c)
 
 
 def _resize_kspace(k: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -199,7 +240,7 @@ def acquire(
             pts = centre + local @ geo.axes.T
         sig = sampler(pts)
         if bias is not None:
-            sig = sig * bias(pts - centre)
+            sig *= bias.on_grid(geo.axes, u, v, zs).reshape(-1)
         sig = sig.reshape(-1, m, inplane.shape[0])
         acc[start : start + chunk] = np.einsum("smn,m->sn", sig, weights)
     for s in range(geo.n_slices):

@@ -264,12 +264,17 @@ class Anatomy:
 
 
 def _largest_components(mask: np.ndarray, min_vox: int) -> np.ndarray:
-    lab, n = ndi.label(mask)
+    """The connected components of ``mask`` (face connectivity) of at least ``min_vox`` voxels, labelled inside the
+    bounding box of ``mask`` only."""
+    box = _bbox(mask, 0)
+    lab, n = ndi.label(mask[box])
     if n == 0:
         return mask
-    sizes = ndi.sum(mask, lab, index=np.arange(1, n + 1))
-    keep = np.flatnonzero(sizes >= min_vox) + 1
-    return np.isin(lab, keep)
+    keep = np.bincount(lab.ravel(), minlength=n + 1) >= min_vox
+    keep[0] = False
+    out = np.zeros(mask.shape, bool)
+    out[box] = keep[lab]
+    return out
 
 
 def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
@@ -281,14 +286,26 @@ def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
     return tuple(box)
 
 
+def _edt(background: np.ndarray) -> np.ndarray:
+    """Euclidean distance (voxels, float64) of every voxel to the nearest False voxel of ``background``: the values
+    of ``ndimage.distance_transform_edt`` (same feature transform; squared distances summed exactly in integers,
+    without its float64 coordinate and difference arrays)."""
+    ft = ndi.distance_transform_edt(background, return_distances=False, return_indices=True)
+    for a, n in enumerate(background.shape):
+        ft[a] -= np.arange(n, dtype=ft.dtype).reshape([n if b == a else 1 for b in range(background.ndim)])
+        ft[a] *= ft[a]
+    np.add.reduce(ft, axis=0, out=ft[0])
+    return np.sqrt(ft[0], dtype=np.float64)
+
+
 def _distance(features: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
     """Euclidean distance (voxels) to the nearest True voxel of ``features``, computed inside ``box`` only and
     inf outside it. Exact inside the box when it holds every feature voxel (otherwise computed everywhere)."""
     n_in = np.count_nonzero(features[box])
     if n_in == 0 or n_in != np.count_nonzero(features):
-        return ndi.distance_transform_edt(~features)
+        return _edt(~features)
     out = np.full(features.shape, np.inf)
-    out[box] = ndi.distance_transform_edt(~features[box])
+    out[box] = _edt(~features[box])
     return out
 
 
@@ -319,8 +336,12 @@ def _tube_fraction(tm: TemplateMaps, centres: np.ndarray, radius: float) -> np.n
     ijk = np.round(tm.voxel(centres)).astype(int)
     ok = np.all((ijk >= 0) & (ijk < np.array(tm.shape)), axis=1)
     line[tuple(ijk[ok].T)] = True
-    d = _distance(line, _bbox(line, int(np.ceil(radius / tm.resolution)) + 2)) * tm.resolution
-    return np.clip(radius - d + 0.5 * tm.resolution, 0, tm.resolution) / tm.resolution
+    out = np.zeros(tm.shape)
+    if line.any():  # the fraction is 0 beyond radius + 1/2 voxel, inside the box around the line
+        box = _bbox(line, int(np.ceil(radius / tm.resolution)) + 2)
+        d = _edt(~line[box]) * tm.resolution
+        out[box] = np.clip(radius - d + 0.5 * tm.resolution, 0, tm.resolution) / tm.resolution
+    return out
 
 
 def _ventricles_and_deep_grey(tm: TemplateMaps, csf: np.ndarray, gm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -345,19 +366,21 @@ def _atrophy(
     # atrophy: ventricular enlargement into WM/deep GM, sulcal widening of the cortex
     # distances are needed only a few mm from their features, or only inside the brain: cropped transforms
     brain_box = _bbox(mask, int(np.ceil(6.0 / res)) + 2)
-    dist_v = _distance(vent, _bbox(vent, int(np.ceil((1.0 + 4.0 * a) / res)) + 2)) * res
-    grow = np.clip((1.0 + 4.0 * a) - dist_v, 0, 1) * mask
+    vent_box = _bbox(vent, int(np.ceil((1.0 + 4.0 * a) / res)) + 2)
+    dist_v = _distance(vent, vent_box) * res
+    # nothing moves where dist_v is inf (outside vent_box) or dist_c is (outside the brain box): updated in the boxes
+    grow = np.clip((1.0 + 4.0 * a) - dist_v[vent_box], 0, 1) * mask[vent_box]
     for t in (wm, deep):
-        moved = t * grow
-        t -= moved
-        csf += moved
+        moved = t[vent_box] * grow
+        t[vent_box] -= moved
+        csf[vent_box] += moved
     sulcal = (csf > 0.5) & ~vent & mask
     dist_c = _distance(sulcal, brain_box) * res
     # GM voxels touching sulcal CSF lose (0.3 + 1.2 a) mm of thickness, as a fraction of the voxel size
-    widen = np.where(dist_c <= res * 1.01, min((0.3 + 1.2 * a) / res, 0.9), 0.0).astype(np.float32)
-    moved = gm * widen
-    gm -= moved
-    csf += moved
+    widen = np.where(dist_c[brain_box] <= res * 1.01, min((0.3 + 1.2 * a) / res, 0.9), 0.0).astype(np.float32)
+    moved = gm[brain_box] * widen
+    gm[brain_box] -= moved
+    csf[brain_box] += moved
     vent_big = vent | (dist_v < 1.0 + 4.0 * a)
     return brain_box, dist_c, vent_big
 
@@ -374,14 +397,31 @@ def _pial_layer(
     return pial, dist_g
 
 
+def _envelope(tm: TemplateMaps) -> np.ndarray:
+    """Smooth hull of the brain mask: Gaussian (sigma 3 mm) > 0.3, holes filled. Computed in the mask's bounding box
+    widened by twice the Gaussian's reach: outside it the whole-grid result is 0 and inside it the same values."""
+    sigma = 3.0 / tm.resolution
+    box = _bbox(tm.mask, 2 * int(4.0 * sigma + 0.5) + 1)  # ndimage's kernel radius: truncate 4 sigma
+    out = np.zeros(tm.shape, bool)
+    out[box] = ndi.binary_fill_holes(ndi.gaussian_filter(tm.mask[box].astype(np.float32), sigma) > 0.3)
+    return out
+
+
+def _layer_labels(rel: np.ndarray, edges: np.ndarray, labels: list[int]) -> np.ndarray:
+    """Label (uint8) of the layer holding each value of ``rel``: ``labels[i]`` for edges[i - 1] < rel <= edges[i]
+    (edges increasing, edges[-1] read as 0), 0 for rel <= 0 and beyond the last edge."""
+    lut = np.array([*labels, 0], np.uint8)
+    return np.where(rel > 0, lut[np.searchsorted(edges, rel)], np.uint8(0))
+
+
 def _head_layers(
     tm: TemplateMaps, params: dict, rng: np.random.Generator, csf: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Extracerebral CSF shell, skull, diploe and scalp: returns (csf with the shell, ICV, head labels)."""
     res = tm.resolution
     mask = tm.mask
-    envelope = ndi.binary_fill_holes(ndi.gaussian_filter(mask.astype(np.float32), 3.0 / res) > 0.3)
-    d_out = ndi.distance_transform_edt(~envelope) * res
+    envelope = _envelope(tm)
+    d_out = _edt(~envelope) * res
     mod = smooth_noise(tm.shape, 20 / res, rng)
     t_csf = params["csf_shell_mm"] * (1 + 0.25 * mod)
     shell = envelope & ~mask | ((d_out > 0) & (d_out <= t_csf))
@@ -405,12 +445,8 @@ def _head_layers(
         LABELS["fat"],
         LABELS["muscle"],
     ]
-    rel = (d_out - t_csf) / (1 + 0.2 * mod)
-    head = np.zeros(tm.shape, np.uint8)
-    lower = 0.0
-    for upper, lab in zip(edges, layer_labels, strict=True):
-        head[(rel > lower) & (rel <= upper) & ~icv] = lab
-        lower = upper
+    head = _layer_labels((d_out - t_csf) / (1 + 0.2 * mod), edges, layer_labels)
+    head[icv] = 0
     return csf, icv, head
 
 

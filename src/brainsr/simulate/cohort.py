@@ -25,6 +25,7 @@ from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.paths import bids
 from brainsr.simulate.acquire import Geometry, acquire, geometry, rigid
 from brainsr.simulate.anatomy import BRAIN_CENTRE, Anatomy, Deformation, build_anatomy, make_deformation
+from brainsr.simulate.memory import reuse_freed_memory
 from brainsr.simulate.mr import DESCRIPTIONS, INTRACRANIAL, LABELS, signal_table
 from brainsr.simulate.warp import HeadWarp, single_blas_thread
 
@@ -420,6 +421,7 @@ def _simulate_session(run: _SubjectRun, seed: int, plan: SessionPlan) -> tuple[d
     return row, written
 
 
+@reuse_freed_memory()
 def simulate_subject(
     sim: dict, label: str, protocol: str | None, bids_root: str | os.PathLike, sessions: dict, protocols: dict
 ) -> list[Path]:
