@@ -344,15 +344,3 @@ def test_cropped_envelope_and_layer_labels_equal_the_whole_grid_computation():
         expected[(rel > lower) & (rel <= upper)] = lab
         lower = upper
     assert np.array_equal(_layer_labels(rel, edges, [5, 6, 7, 8]), expected)
-
-
-def test_reuse_freed_memory_leaves_values_and_settings_alone():
-    """Arrays allocated inside the block behave as usual; the block can be entered again (settings restored)."""
-    from brainsr.simulate.memory import reuse_freed_memory
-
-    for _ in range(2):
-        with reuse_freed_memory():
-            a = np.ones(5_000_000)
-            b = a * 2
-            del a
-        assert b.sum() == 10_000_000

@@ -46,9 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from brainsr.base.memory import reuse_freed_memory  # standard library only
+
     start = time.perf_counter()
     try:
-        code = int(args.func(args) or 0)
+        with reuse_freed_memory():
+            code = int(args.func(args) or 0)
     except (ValueError, RuntimeError, OSError) as exc:
         log.error("%s", exc)
         return 1
