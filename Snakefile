@@ -11,8 +11,6 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/qc.smk"
-include: "workflow/rules/common_preprocess.smk"
-include: "workflow/rules/common_superres.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/superres.smk"
 include: "workflow/rules/common_evaluate.smk"
@@ -24,8 +22,8 @@ include: "workflow/rules/evaluate.smk"
 # says so itself with `localrule: True` (the one mechanism used for local rules in this workflow).
 rule all:
     input:
-        all_targets(),
-        all_sr_targets(),
-        all_eval_targets(),
+        L.all_targets(),
+        L.all_sr_targets(),
+        L.all_eval_targets(),
     default_target: True
     localrule: True

@@ -19,6 +19,7 @@ from pathlib import Path
 import bids as pybids
 import pandas as pd
 
+from brainsr import SEQUENCES
 from brainsr.paths import label_ok
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
     "read_participants",
 ]
 
-#: The structural sequences stacked as channels (BIDS suffixes).
-SEQUENCES: tuple[str, ...] = ("T1w", "T2w", "FLAIR")
 #: Valid split names, in order.
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: Split fractions used when participants.tsv does not give a subject's split.

@@ -1,18 +1,15 @@
-# Evaluation and report rules (paper 3.8, 4.2-4.9); names and input functions in common_evaluate.smk.
+# Evaluation and report rules (paper 3.8, 4.2-4.9); file names and specs from the layout L
+# (brainsr.workflow.layout), report captions in common_evaluate.smk.
 # One job per scan set (subject, session, desc), one rule per kind (`brainsr evaluate scanset`): a research set
 # (T1w tissue masks every method's quality metrics use, quality metrics, classes + WMH, agreement with the ground
 # truth), a method's clinical set (image and quality metrics, classes + WMH, agreement with the research set) and a
 # control visit (classes + WMH). Group: tables, figures, the blinded rating sheet.
 
-_SCAN = dict(subject=r"[A-Za-z0-9]+", desc=r"[A-Za-z0-9]+")
-_WC = dict(subject="{subject}", session="{session}", desc="{desc}")
-
-
 rule evaluate_lesion_prior:
     input:
-        grid=TEMPLATE["image"],
+        grid=L.template["image"],
     output:
-        LESION_PRIOR,
+        L.lesion_prior,
     params:
         prior=json.dumps(EV["lesion_prior"], sort_keys=True),
     log:
@@ -23,7 +20,7 @@ rule evaluate_lesion_prior:
     conda:
         "../../envs/imaging.yaml"
     resources:
-        **resources_for("evaluate"),
+        **L.resources_for("evaluate"),
     shell:
         "brainsr segment prior --grid {input.grid} --params-json {params.prior:q} --out {output} > {log} 2>&1"
 
@@ -32,13 +29,13 @@ rule evaluate_research:
     input:
         unpack(lambda wc: scan_set_inputs(wc.subject, RES, wc.desc)),
     output:
-        **scan_set_outputs("research", RES),
+        **L.scan_set_outputs("research", RES),
     wildcard_constraints:
         **_SCAN,
     params:
-        images=_images_arg,
-        truth=_truth_args,
-        out=_out_arg,
+        images=lambda wc, input: kv(dict(zip(SEQS, input.images))),
+        truth=lambda wc, input: optional_args(input, ("truth", "lookup")),
+        out=lambda wc, output: kv(dict(output.items())),
         seed=EV["seed"],
         components=EV["tissue_components"],
         wmh=json.dumps(EV["wmh"], sort_keys=True),
@@ -50,7 +47,7 @@ rule evaluate_research:
     conda:
         "../../envs/imaging.yaml"
     resources:
-        **resources_for("evaluate"),
+        **L.resources_for("evaluate"),
     shell:
         "brainsr evaluate scanset --image {params.images} --mask {input.mask} --prior {input.prior} {params.truth} "
         "--seed {params.seed} --components {params.components} --wmh-json {params.wmh:q} --out {params.out} "
@@ -61,14 +58,14 @@ rule evaluate_clinical:
     input:
         unpack(lambda wc: scan_set_inputs(wc.subject, CLIN, wc.desc)),
     output:
-        **scan_set_outputs("clinical", CLIN),
+        **L.scan_set_outputs("clinical", CLIN),
     wildcard_constraints:
         **_SCAN,
     params:
-        images=_images_arg,
-        research=lambda wc, input: _kv(dict(zip(SEQS, input.research))),
-        truth=_truth_args,
-        out=_out_arg,
+        images=lambda wc, input: kv(dict(zip(SEQS, input.images))),
+        research=lambda wc, input: kv(dict(zip(SEQS, input.research))),
+        truth=lambda wc, input: optional_args(input, ("truth", "lookup")),
+        out=lambda wc, output: kv(dict(output.items())),
         seed=EV["seed"],
         wmh=json.dumps(EV["wmh"], sort_keys=True),
         axis=EV["axis"],
@@ -80,7 +77,7 @@ rule evaluate_clinical:
     conda:
         "../../envs/imaging.yaml"
     resources:
-        **resources_for("evaluate"),
+        **L.resources_for("evaluate"),
     shell:
         "brainsr evaluate scanset --image {params.images} --mask {input.mask} --prior {input.prior} "
         "--research {params.research} --research-mask {input.research_mask} --tissues {input.tissues} "
@@ -92,13 +89,13 @@ rule evaluate_month:
     input:
         unpack(lambda wc: scan_set_inputs(wc.subject, wc.session, wc.desc)),
     output:
-        **scan_set_outputs("month"),
+        **L.scan_set_outputs("month"),
     wildcard_constraints:
         **_SCAN,
-        session=_MONTH,
+        session=L.month_pattern,
     params:
-        images=_images_arg,
-        out=_out_arg,
+        images=lambda wc, input: kv(dict(zip(SEQS, input.images))),
+        out=lambda wc, output: kv(dict(output.items())),
         seed=EV["seed"],
         wmh=json.dumps(EV["wmh"], sort_keys=True),
     log:
@@ -109,7 +106,7 @@ rule evaluate_month:
     conda:
         "../../envs/imaging.yaml"
     resources:
-        **resources_for("evaluate"),
+        **L.resources_for("evaluate"),
     shell:
         "brainsr evaluate scanset --image {params.images} --mask {input.mask} --prior {input.prior} "
         "--seed {params.seed} --wmh-json {params.wmh:q} --out {params.out} > {log} 2>&1"
@@ -117,9 +114,9 @@ rule evaluate_month:
 
 rule report_tables:
     input:
-        group_inputs(),
+        L.group_inputs(),
     output:
-        **{k: table_file(k) for k in GROUP_TABLES},
+        **{k: L.table_file(k) for k in GROUP_TABLES},
         table1_html=_report("table1_html", "table1", "4.6 Comparison with other models", "Table 1"),
         tableS1_html=_report("tableS1_html", "tableS1", BEST_MODEL, "Table S1 (every experiment)"),
         table2_html=_report("table2_html", "table2", "4.9.1 Brain image quality metrics", "Table 2"),
@@ -135,7 +132,7 @@ rule report_tables:
         fig13_png=_report("fig13_png", "fig13", LONGITUDINAL, "Fig. 13"),
         metrics_png=_report("metrics_png", "metrics", BEST_MODEL, "Metrics by protocol"),
     params:
-        spec=lambda wc: json.dumps(group_spec(), sort_keys=True),
+        spec=lambda wc: L.group_spec(),
         tables=lambda wc, output: os.path.dirname(output.table1),
         figures=lambda wc, output: os.path.dirname(output.fig10_png),
         html=lambda wc, output: os.path.dirname(output.table1_html),
@@ -157,14 +154,14 @@ rule report_tables:
 
 rule report_figures:
     input:
-        spec_files(subject_figure_spec()) if SR_SUBJECTS and SHOWCASE else [],
+        L.subject_figure_files(),
     output:
         **{
-            k: report(figure_file(k), caption=f"{_CAPTIONS}/{k}.rst", category=cat, subcategory=sub)
+            k: report(L.figure_file(k), caption=f"{_CAPTIONS}/{k}.rst", category=cat, subcategory=sub)
             for k, (cat, sub) in _SUBJECT_CAPTIONS.items()
         },
     params:
-        spec=json.dumps(subject_figure_spec(), sort_keys=True) if SR_SUBJECTS and SHOWCASE else "{}",
+        spec=L.subject_figure_json(),
         figures=lambda wc, output: os.path.dirname(output.fig05),
     log:
         log_path("report_figures"),
@@ -182,13 +179,13 @@ rule report_figures:
 
 rule report_rating:
     input:
-        [f for sets in rating_spec().values() for seqs in sets.values() for f in seqs.values()] if SHOWCASE else [],
+        L.rating_files(),
     output:
-        images=directory(f"{RATING_DIR}/images"),
-        sheet=f"{RATING_DIR}/sheet.csv",
-        key=RATING_KEY,
+        images=directory(f"{L.rating_dir}/images"),
+        sheet=f"{L.rating_dir}/sheet.csv",
+        key=L.rating_key,
     params:
-        spec=json.dumps(rating_spec(), sort_keys=True) if SHOWCASE else "{}",
+        spec=L.rating_json(),
         seed=EV["rating_seed"],
     log:
         log_path("report_rating"),

@@ -1,22 +1,25 @@
-# Preprocessing rules (paper 3.1); names and input functions in common_preprocess.smk.
+# Preprocessing rules (paper 3.1); file names and specs from the layout L (brainsr.workflow.layout).
+# One job per session (brainsr.preprocess.chain): bias correction + brain extraction -> the template transforms
+# its preps need (each estimated once) -> every alignment x resampling variant ("prep") on the analysis grid -> QC.
+# Outputs form a BIDS-derivatives dataset under <output_dir>/preprocess.
 
 
 rule preprocess_dataset:
     output:
-        GROUP["prep_description"],
+        L.group["prep_description"],
     log:
         log_path("preprocess_dataset"),
     localrule: True
     run:
         from brainsr.preprocess.report import write_dataset_description
 
-        write_dataset_description(output[0], source=BIDS_DIR)
+        write_dataset_description(output[0], source=L.bids_dir)
 
 
 rule preprocess_template:
     output:
-        image=TEMPLATE["image"],
-        mask=TEMPLATE["mask"],
+        image=L.template["image"],
+        mask=L.template["mask"],
     params:
         template=(
             f"--template-image {PRE['template']['image']} --template-mask {PRE['template']['mask']}"
@@ -42,18 +45,17 @@ rule preprocess_template:
 
 # One rule per group of subjects that need the same preps (prep_roles): a rule's outputs cannot depend on the
 # subject, and one job per session keeps every image read once and the DAG small.
-for _role, _subjects in prep_roles().items():
-    _preps = preps_of(_subjects[0])
-    _outputs = LAYOUT.session_outputs("{subject}", "{session}", _preps, session_keys(_preps, PRE))
+for _role, _subjects in L.prep_roles().items():
+    _outputs = L.session_outputs(L.preps_of(_subjects[0]))
 
     rule:
         name:
             f"preprocess_{_role}"
         input:
-            images=lambda wc: session_images(wc.subject, wc.session).values(),
-            manual=manual_mask,
-            template=TEMPLATE["image"],
-            template_mask=TEMPLATE["mask"],
+            images=lambda wc: L.session_images(wc.subject, wc.session).values(),
+            manual=lambda wc: L.manual_mask(wc.subject, wc.session),
+            template=L.template["image"],
+            template_mask=L.template["mask"],
         output:
             **{k: v for k, v in _outputs.items() if k != "qc_figure"},
             qc_figure=report(
@@ -66,12 +68,12 @@ for _role, _subjects in prep_roles().items():
         wildcard_constraints:
             subject="|".join(_subjects),
         params:
-            images=lambda wc: _kv(session_images(wc.subject, wc.session)),
-            preps=lambda wc: " ".join(preps_of(wc.subject)),
+            images=lambda wc: kv(L.session_images(wc.subject, wc.session)),
+            preps=lambda wc: " ".join(L.preps_of(wc.subject)),
             manual=lambda wc, input: f"--manual-mask {input.manual[0]}" if input.manual else "",
-            settings=PREP_SETTINGS,
+            settings=L.prep_settings,
             root=lambda wc, output: dataset_root(output.mask[0]),
-            space=TPL,
+            space=L.tpl,
         log:
             log_path(f"preprocess_{_role}", subject="{subject}", session="{session}"),
         benchmark:
@@ -80,7 +82,7 @@ for _role, _subjects in prep_roles().items():
         conda:
             "../../envs/imaging.yaml"
         resources:
-            **resources_for("preprocess"),
+            **L.resources_for("preprocess"),
         shell:
             "brainsr preprocess session --image {params.images} --root {params.root} --space {params.space} "
             "--subject {wildcards.subject} --session {wildcards.session} --preps {params.preps} "
@@ -92,11 +94,11 @@ if SYNTHETIC:
 
     rule preprocess_accuracy:
         input:
-            lambda wc: _spec_files(accuracy_spec(wc)),
+            lambda wc: L.accuracy_files(L.accuracy_spec(wc.subject, wc.session)),
         output:
-            prep_accuracy("{subject}", "{session}"),
+            L.prep.accuracy("{subject}", "{session}"),
         params:
-            spec=lambda wc: json.dumps(accuracy_spec(wc), sort_keys=True),
+            spec=lambda wc: json.dumps(L.accuracy_spec(wc.subject, wc.session), sort_keys=True),
         log:
             log_path("preprocess_accuracy", subject="{subject}", session="{session}"),
         benchmark:
@@ -105,20 +107,20 @@ if SYNTHETIC:
         conda:
             "../../envs/imaging.yaml"
         resources:
-            **resources_for("qc"),
+            **L.resources_for("qc"),
         shell:
             "brainsr preprocess accuracy --spec-json {params.spec:q} --out {output} > {log} 2>&1"
 
 
 rule preprocess_tables:
     input:
-        quality=[prep_qc(sub, ses, ".tsv") for sub, ses in all_prep_sessions()],
-        accuracy=[prep_accuracy(sub, ses) for sub, ses in all_prep_sessions()] if SYNTHETIC else [],
-        participants=DATASET["participants"] if SYNTHETIC else GROUP["inventory"],
+        quality=[L.prep.qc(sub, ses, ".tsv") for sub, ses in L.all_prep_sessions()],
+        accuracy=[L.prep.accuracy(sub, ses) for sub, ses in L.all_prep_sessions()] if SYNTHETIC else [],
+        participants=L.dataset["participants"] if SYNTHETIC else L.group["inventory"],
     output:
-        quality=GROUP["prep_quality"],
-        accuracy=GROUP["prep_accuracy"] if SYNTHETIC else [],
-        summary=GROUP["prep_accuracy_summary"] if SYNTHETIC else [],
+        quality=L.group["prep_quality"],
+        accuracy=L.group["prep_accuracy"] if SYNTHETIC else [],
+        summary=L.group["prep_accuracy_summary"] if SYNTHETIC else [],
     params:
         accuracy=lambda wc, input, output: (
             f"--accuracy {' '.join(input.accuracy)} --out-accuracy {output.accuracy} --out-summary {output.summary}"

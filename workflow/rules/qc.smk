@@ -3,11 +3,11 @@
 
 rule bids_inventory:
     input:
-        images=all_raw_images(),
-        dataset=DATASET["description"],
-        participants=[DATASET["participants"]] if SYNTHETIC else [],
+        images=L.all_raw_images(),
+        dataset=L.dataset["description"],
+        participants=[L.dataset["participants"]] if SYNTHETIC else [],
     output:
-        GROUP["inventory"],
+        L.group["inventory"],
     params:
         root=lambda wildcards, input: os.path.dirname(input.dataset),
         cfg=json.dumps(
@@ -30,17 +30,17 @@ rule bids_inventory:
 
 rule cohort_qc:
     input:
-        images=all_raw_images(),
-        participants=DATASET["participants"],
+        images=L.all_raw_images(),
+        participants=L.dataset["participants"],
     output:
         figure=report(
-            GROUP["cohort_figure"],
+            L.group["cohort_figure"],
             caption="../report/cohort_protocols.rst",
             category="Synthetic cohort",
             labels={"figure": "clinical vs research per protocol"},
         ),
-        table=GROUP["cohort_quality"],
-        summary=GROUP["cohort_summary"],
+        table=L.group["cohort_quality"],
+        summary=L.group["cohort_summary"],
     params:
         root=lambda wildcards, input: os.path.dirname(input.participants),
     log:
@@ -51,7 +51,7 @@ rule cohort_qc:
     conda:
         "../../envs/report.yaml"
     resources:
-        **resources_for("qc"),
+        **L.resources_for("qc"),
     shell:
         "brainsr cohort-qc --bids-dir {params.root} --figure {output.figure} --table {output.table} "
         "--summary {output.summary} > {log} 2>&1"

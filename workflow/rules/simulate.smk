@@ -8,10 +8,10 @@ if SYNTHETIC:
         input:
             protocols=SIM["protocols_file"],
         output:
-            DATASET.values(),
+            L.dataset.values(),
         params:
-            sim=json.dumps({**SIM, "splits": SPLIT}, sort_keys=True),  # the frozen split goes to participants.tsv
-            sessions=json.dumps(SESSIONS, sort_keys=True),
+            sim=json.dumps({**SIM, "splits": L.split}, sort_keys=True),  # the frozen split goes to participants.tsv
+            sessions=json.dumps(L.sessions, sort_keys=True),
             root=lambda wildcards, output: os.path.dirname(output[0]),
         log:
             log_path("simulate_dataset"),
@@ -30,13 +30,13 @@ if SYNTHETIC:
         input:
             protocols=SIM["protocols_file"],
         output:
-            _subject_outputs([SESSIONS["clinical"], SESSIONS["research"]]),
+            L.subject_outputs([CLIN, RES]),
         wildcard_constraints:
             subject=r"P[0-9]+",
         params:
-            sim=_subject_json,
-            sessions=json.dumps(SESSIONS, sort_keys=True),
-            protocol=lambda wc: PATIENT_PROTOCOL[wc.subject],
+            sim=lambda wc: L.subject_json(wc.subject),
+            sessions=json.dumps(L.sessions, sort_keys=True),
+            protocol=lambda wc: L.subject_protocol(wc.subject),
             root=lambda wildcards, output: dataset_root(output[0]),
         log:
             log_path("simulate_patient", subject="{subject}"),
@@ -46,7 +46,7 @@ if SYNTHETIC:
         conda:
             "../../envs/imaging.yaml"
         resources:
-            **resources_for("simulate"),
+            **L.resources_for("simulate"),
         shell:
             "brainsr simulate subject --bids-dir {params.root} --subject {wildcards.subject} "
             "--protocol {params.protocol} --protocols {input.protocols} "
@@ -56,12 +56,12 @@ if SYNTHETIC:
         input:
             protocols=SIM["protocols_file"],
         output:
-            _subject_outputs(CONTROL_SESSIONS),
+            L.subject_outputs(synthetic_control_sessions(config)),
         wildcard_constraints:
             subject=r"C[0-9]+",
         params:
-            sim=_subject_json,
-            sessions=json.dumps(SESSIONS, sort_keys=True),
+            sim=lambda wc: L.subject_json(wc.subject),
+            sessions=json.dumps(L.sessions, sort_keys=True),
             root=lambda wildcards, output: dataset_root(output[0]),
         log:
             log_path("simulate_control", subject="{subject}"),
@@ -71,7 +71,7 @@ if SYNTHETIC:
         conda:
             "../../envs/imaging.yaml"
         resources:
-            **resources_for("simulate"),
+            **L.resources_for("simulate"),
         shell:
             "brainsr simulate subject --bids-dir {params.root} --subject {wildcards.subject} "
             "--protocols {input.protocols} "

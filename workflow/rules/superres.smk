@@ -1,9 +1,11 @@
-# Super-resolution rules (paper 3.2-3.7); names and input functions in common_superres.smk.
+# Super-resolution rules (paper 3.2-3.7); file names and specs from the layout L (brainsr.workflow.layout).
+# One training job per experiment (GPU job: resources gpu=1), one inference job per test subject and method
+# (method = an experiment, or interp<prep>: the resampled clinical scan itself, the interpolation baseline).
 
 
 rule superres_dataset:
     output:
-        GROUP["sr_description"],
+        L.group["sr_description"],
     log:
         log_path("superres_dataset"),
     localrule: True
@@ -11,22 +13,22 @@ rule superres_dataset:
         from brainsr.preprocess.report import write_dataset_description
 
         write_dataset_description(
-            output[0], source=PREP_DIR, name="brainsr super-resolution (upsampled clinical scans)",
+            output[0], source=L.prep_dir, name="brainsr super-resolution (upsampled clinical scans)",
             description="Li et al. 2022, sections 3.2-3.7",
         )
 
 
 rule superres_train:
     input:
-        clinical=lambda wc: train_images(wc.experiment, CLIN),
-        research=lambda wc: train_images(wc.experiment, RES),
+        clinical=lambda wc: L.train_images(wc.experiment, CLIN),
+        research=lambda wc: L.train_images(wc.experiment, RES),
     output:
-        model=model_file("{experiment}"),
-        summary=model_file("{experiment}", "summary"),
-        history=model_file("{experiment}", "history"),
+        model=L.model_file("{experiment}"),
+        summary=L.model_file("{experiment}", "summary"),
+        history=L.model_file("{experiment}", "history"),
     params:
-        spec=train_spec,
-        work=lambda wc: model_file(wc.experiment, "work"),
+        spec=lambda wc: L.train_spec(wc.experiment),
+        work=lambda wc: L.model_file(wc.experiment, "work"),
         device=SR["device"],
     log:
         log_path("superres_train", experiment="{experiment}"),
@@ -37,7 +39,7 @@ rule superres_train:
         "../../envs/torch.yaml"
     resources:
         gpu=1,
-        **resources_for("train"),
+        **L.resources_for("train"),
     shell:
         "brainsr train --spec-json {params.spec:q} --out-model {output.model} --out-history {output.history} "
         "--work-dir {params.work} --device {params.device} > {log} 2>&1"
@@ -45,18 +47,18 @@ rule superres_train:
 
 rule superres_infer:
     input:
-        unpack(infer_inputs),
+        unpack(lambda wc: L.infer_inputs(wc.subject, wc.method)),
     output:
-        sr_outputs("{subject}", "{method}"),
+        L.sr_outputs("{subject}", "{method}"),
     params:
         model=lambda wc, input: input.model if "model" in input.keys() else "identity",
-        images=lambda wc, input: _kv(dict(zip(SEQS, input.images))),
-        target=lambda wc, input: _kv(dict(zip(SEQS, input.target))),
-        out=lambda wc: _kv({q: sr_image(wc.subject, wc.method, q) for q in SEQS}),
-        out_native=lambda wc: _kv({q: sr_image(wc.subject, wc.method, q, space=False) for q in SEQS}),
-        native=infer_native_json,
-        explain=lambda wc: sr_explain(wc.subject, wc.method),
-        prep=lambda wc: method_prep(wc.method),
+        images=lambda wc, input: kv(dict(zip(SEQS, input.images))),
+        target=lambda wc, input: kv(dict(zip(SEQS, input.target))),
+        out=lambda wc: L.sr_images(wc.subject, wc.method),
+        out_native=lambda wc: L.sr_images(wc.subject, wc.method, space=False),
+        native=lambda wc: L.infer_native_json(wc.subject, wc.method),
+        explain=lambda wc: L.sr_explain(wc.subject, wc.method),
+        prep=lambda wc: L.method_prep(wc.method),
         device=SR["device"],
         batch=SR["inference"]["batch_size"],
         precision=SR["inference"]["precision"],
@@ -69,8 +71,8 @@ rule superres_infer:
     conda:
         "../../envs/torch.yaml"
     resources:
-        gpu=lambda wc: int(wc.method in EXPERIMENTS),
-        **resources_for("infer"),
+        gpu=lambda wc: int(wc.method in L.experiments),
+        **L.resources_for("infer"),
     shell:
         "brainsr infer --model {params.model} --image {params.images} --out {params.out} --mask {input.mask} "
         "--expect-prep {params.prep} --native-json {params.native:q} --out-native {params.out_native} "
@@ -80,11 +82,11 @@ rule superres_infer:
 
 rule superres_tables:
     input:
-        summaries=[model_file(e, "summary") for e in EXPERIMENTS],
+        summaries=[L.model_file(e, "summary") for e in L.experiments],
     output:
-        f"{TABLES}/superres_validation.tsv",
+        f"{L.tables}/superres_validation.tsv",
     params:
-        experiments=json.dumps(EXPERIMENTS, sort_keys=True),
+        experiments=json.dumps(L.experiments, sort_keys=True),
     log:
         log_path("superres_tables"),
     benchmark:

@@ -14,38 +14,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from brainsr.preprocess.layout import PrepLayout
+from brainsr.preprocess.layout import SETTING_KEYS, PrepLayout, prep_spec, session_keys
 from brainsr.preprocess.pipeline import (
-    initial_key,
-    prep_spec,
     prepare_session,
     register_keys,
     resample_session,
-    transform_keys,
 )
 
 __all__ = ["SETTING_KEYS", "preprocess_session", "session_keys"]
 
 log = logging.getLogger("brainsr.preprocess")
-
-#: Keys of the config's ``preprocess`` section that change a session's outputs (the rule's params).
-SETTING_KEYS = (
-    "bias", "brain", "iso_mm", "level_mm", "session_level_mm", "syn_iterations", "variants", "warp_interpolation",
-    "rescale_percentiles", "rescale_core_mm", "primary",
-)  # fmt: skip
-
-
-def session_keys(preps: Sequence[str], pre: Mapping[str, Any]) -> list[str]:
-    """Template transforms the preps need, with the ones they start from, each after its start
-    (``affinelinear`` -> ``affinemi``, ``affinecr``; ``warp`` -> ``affinemi``, ``warp``)."""
-    needed: set[str] = set()
-    for prep in preps:
-        key: str | None = prep_spec(prep, pre)[0]
-        while key and key not in needed:
-            needed.add(key)
-            key = initial_key(key)
-    every = transform_keys(["rigid", "affine", "warp"], pre["variants"])
-    return [k for k in every if k in needed]
 
 
 def _timed(seconds: dict[str, float], step: str, start: float) -> None:

@@ -7,17 +7,105 @@ preprocessing job writes, for the rule's outputs and for :func:`brainsr.preproce
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from brainsr.paths import bids
 
-__all__ = ["PrepLayout", "sidecar"]
+__all__ = [
+    "SETTING_KEYS",
+    "PrepLayout",
+    "initial_key",
+    "native_chain",
+    "prep_label",
+    "prep_spec",
+    "session_keys",
+    "sidecar",
+    "transform_keys",
+]
 
 
 def sidecar(image: str) -> str:
     """The JSON sidecar of a ``.nii.gz`` image."""
     return image.removesuffix(".nii.gz") + ".json"
+
+
+def prep_label(alignment: str, variant: str | None) -> str:
+    """Name of an alignment x resampling variant as used in ``desc-`` labels: ``affinelinear``, ``warp``."""
+    return alignment if alignment == "warp" else f"{alignment}{variant}"
+
+
+def prep_spec(prep: str, preprocess: Mapping[str, Any]) -> tuple[str, str]:
+    """(template transform key, interpolation) of a prep label, e.g. ``affinelinear`` -> (``affinecr``, ``linear``)
+    with the config's ``preprocess`` section (``variants``: cost and interpolation; ``warp_interpolation``)."""
+    if prep == "warp":
+        return "warp", str(preprocess["warp_interpolation"])
+    for alignment in ("rigid", "affine"):
+        if prep.startswith(alignment):
+            variant = preprocess["variants"].get(prep[len(alignment) :])
+            if variant is None:
+                break
+            return f"{alignment}{variant['cost']}", str(variant["interpolation"])
+    raise ValueError(f"unknown prep {prep!r} (expected rigid<variant>, affine<variant> or warp)")
+
+
+def native_chain(tpl_inverse: str, seq_to_t1w: str | None) -> tuple[list[str], list[bool]]:
+    """ANTs transform list (and invert flags) that resamples a template-space image onto a native sequence grid.
+
+    Points of the native grid go to the session T1w (inverse of ``from-<seq>_to-T1w``), then to the template
+    (``from-<tpl>_to-T1w``, the kept inverse of the alignment; a displacement field for the warp).
+    """
+    if seq_to_t1w is None:
+        return [tpl_inverse], [False]
+    return [seq_to_t1w, tpl_inverse], [True, False]
+
+
+def transform_keys(alignments: list[str], variants: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Template transforms to estimate (``rigidmi``, ``affinecr``, ``warp``...), each computed once and reused,
+    in an order where every transform comes after the one it starts from: a correlation-ratio transform starts
+    from the mutual-information one of the same alignment, the warp from ``affinemi``."""
+    keys = []
+    for alignment in ("rigid", "affine"):
+        if alignment in alignments or (alignment == "affine" and "warp" in alignments):
+            costs = {v["cost"] for v in variants.values()} if alignment in alignments else set()
+            if costs or alignment == "affine":
+                keys.append(f"{alignment}mi")  # also the start of the CR estimate and of the warp
+            if "cr" in costs:
+                keys.append(f"{alignment}cr")
+    if "warp" in alignments:
+        keys.append("warp")
+    return keys
+
+
+def initial_key(key: str) -> str | None:
+    """The transform a registration starts from: ``<alignment>mi`` for ``<alignment>cr``, ``affinemi`` for the
+    warp, none for the mutual-information registrations (ANTs initialises them by the centres of mass)."""
+    if key == "warp":
+        return "affinemi"
+    if key.endswith("cr"):
+        return key[: -len("cr")] + "mi"
+    return None
+
+
+#: Keys of the config's ``preprocess`` section that change a session's outputs (the rule's params).
+SETTING_KEYS = (
+    "bias", "brain", "iso_mm", "level_mm", "session_level_mm", "syn_iterations", "variants", "warp_interpolation",
+    "rescale_percentiles", "rescale_core_mm", "primary",
+)  # fmt: skip
+
+
+def session_keys(preps: Sequence[str], pre: Mapping[str, Any]) -> list[str]:
+    """Template transforms the preps need, with the ones they start from, each after its start
+    (``affinelinear`` -> ``affinemi``, ``affinecr``; ``warp`` -> ``affinemi``, ``warp``)."""
+    needed: set[str] = set()
+    for prep in preps:
+        key: str | None = prep_spec(prep, pre)[0]
+        while key and key not in needed:
+            needed.add(key)
+            key = initial_key(key)
+    every = transform_keys(["rigid", "affine", "warp"], pre["variants"])
+    return [k for k in every if k in needed]
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,16 @@ from brainsr import __version__
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.preprocess.bias import correct_bias
 from brainsr.preprocess.images import ImageInputError, load_checked, load_scan, scoped_tmpdir, zooms_mm
+from brainsr.preprocess.layout import initial_key, native_chain, prep_label, prep_spec, transform_keys
 from brainsr.preprocess.register import downsample, invert_linear, register_linear, register_warp
 from brainsr.preprocess.resample import brain_core, resample, rescale
 from brainsr.preprocess.template import iso_grid, resample_to_grid
 
 __all__ = [
     "initial_key",
+    "native_chain",
     "prep_label",
+    "prep_spec",
     "prepare_session",
     "register_keys",
     "register_session",
@@ -38,63 +41,6 @@ __all__ = [
 ]
 
 REFERENCE = "T1w"
-
-
-def prep_label(alignment: str, variant: str | None) -> str:
-    """Name of an alignment x resampling variant as used in ``desc-`` labels: ``affinelinear``, ``warp``."""
-    return alignment if alignment == "warp" else f"{alignment}{variant}"
-
-
-def prep_spec(prep: str, preprocess: Mapping[str, Any]) -> tuple[str, str]:
-    """(template transform key, interpolation) of a prep label, e.g. ``affinelinear`` -> (``affinecr``, ``linear``)
-    with the config's ``preprocess`` section (``variants``: cost and interpolation; ``warp_interpolation``)."""
-    if prep == "warp":
-        return "warp", str(preprocess["warp_interpolation"])
-    for alignment in ("rigid", "affine"):
-        if prep.startswith(alignment):
-            variant = preprocess["variants"].get(prep[len(alignment) :])
-            if variant is None:
-                break
-            return f"{alignment}{variant['cost']}", str(variant["interpolation"])
-    raise ValueError(f"unknown prep {prep!r} (expected rigid<variant>, affine<variant> or warp)")
-
-
-def native_chain(tpl_inverse: str, seq_to_t1w: str | None) -> tuple[list[str], list[bool]]:
-    """ANTs transform list (and invert flags) that resamples a template-space image onto a native sequence grid.
-
-    Points of the native grid go to the session T1w (inverse of ``from-<seq>_to-T1w``), then to the template
-    (``from-<tpl>_to-T1w``, the kept inverse of the alignment; a displacement field for the warp).
-    """
-    if seq_to_t1w is None:
-        return [tpl_inverse], [False]
-    return [seq_to_t1w, tpl_inverse], [True, False]
-
-
-def transform_keys(alignments: list[str], variants: Mapping[str, Mapping[str, str]]) -> list[str]:
-    """Template transforms to estimate (``rigidmi``, ``affinecr``, ``warp``...), each computed once and reused,
-    in an order where every transform comes after the one it starts from: a correlation-ratio transform starts
-    from the mutual-information one of the same alignment, the warp from ``affinemi``."""
-    keys = []
-    for alignment in ("rigid", "affine"):
-        if alignment in alignments or (alignment == "affine" and "warp" in alignments):
-            costs = {v["cost"] for v in variants.values()} if alignment in alignments else set()
-            if costs or alignment == "affine":
-                keys.append(f"{alignment}mi")  # also the start of the CR estimate and of the warp
-            if "cr" in costs:
-                keys.append(f"{alignment}cr")
-    if "warp" in alignments:
-        keys.append("warp")
-    return keys
-
-
-def initial_key(key: str) -> str | None:
-    """The transform a registration starts from: ``<alignment>mi`` for ``<alignment>cr``, ``affinemi`` for the
-    warp, none for the mutual-information registrations (ANTs initialises them by the centres of mass)."""
-    if key == "warp":
-        return "affinemi"
-    if key.endswith("cr"):
-        return key[: -len("cr")] + "mi"
-    return None
 
 
 def _sidecar(path: str | Path, **fields: object) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from brainsr.io import atomic_savefig, atomic_write_text, atomic_write_tsv
 from brainsr.report import tables as tab
+from brainsr.workflow.layout import GROUP_FIGURES, GROUP_TABLES, SUBJECT_FIGURES
 
 __all__ = [
     "GROUP_FIGURES",
@@ -29,29 +30,6 @@ __all__ = [
     "write_subject_figures",
 ]
 
-#: File names of ``brainsr report tables`` (:func:`write_group_tables`) under the tables and figures directories.
-GROUP_TABLES = {
-    "image": "evaluate_image_metrics.tsv",
-    "table1": "table1_architectures.tsv",
-    "tableS1": "tableS1_experiments.tsv",
-    "quality": "evaluate_quality_metrics.tsv",
-    "table2": "table2_quality_errors.tsv",
-    "volumes": "evaluate_volumes.tsv",
-    "agreement": "evaluate_agreement.tsv",
-    "tableS3": "tableS3_csf_agreement.tsv",
-    "tableS4": "tableS4_sinus_agreement.tsv",
-    "tableS5": "tableS5_pial_agreement.tsv",
-    "tableS6": "tableS6_wmh_agreement.tsv",
-    "truth": "segmentation_truth_agreement.tsv",
-    "fig10": "fig10_bland_altman.tsv",
-    "fig13": "fig13_longitudinal.tsv",
-    "findings": "evaluation_findings.tsv",
-}
-GROUP_FIGURES = {
-    "fig10": "fig10_bland_altman.png",
-    "fig13": "fig13_longitudinal.png",
-    "metrics": "image_metrics_by_protocol.png",
-}
 #: Headings of the group tables the HTML report shows, written as <stem>.html pages by ``--html``.
 REPORT_TABLES = {
     "table1": "Table 1 (paper 4.6): U-Net, ViT and Model 0 against their interpolation baseline",
@@ -65,16 +43,6 @@ REPORT_TABLES = {
     "fig10": "Fig. 10 numbers (paper 4.9.2): Bland-Altman bias and 95 % limits of agreement of class volumes (%)",
     "fig13": "Fig. 13 numbers (paper 4.9.3): control volumes per month and median % difference from baseline",
     "findings": "The paper's claims checked on this run",
-}
-#: File names of ``brainsr report figures`` (per showcased subject, under the figures directory).
-SUBJECT_FIGURES = {
-    "fig05": "fig05_axial.png",
-    "fig06": "fig06_coronal.png",
-    "fig07": "fig07_difference.png",
-    "fig08": "fig08_attention.png",
-    "fig09": "fig09_gradcam.png",
-    "fig11": "fig11_segmentation.png",
-    "fig12": "fig12_wmh.png",
 }
 _IMAGE_COLUMNS = ("mae", "nmse", "nmse_paper", "psnr", "ssim")
 

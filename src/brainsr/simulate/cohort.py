@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 
 import brainsr
-from brainsr import TEMPLATE_SPACE
+from brainsr import GT_NAME, TEMPLATE_SPACE
 from brainsr.base.memory import reuse_freed_memory
 from brainsr.bids import SEQUENCES
 from brainsr.io import atomic_save_nifti, atomic_write_text
@@ -28,8 +28,6 @@ from brainsr.simulate.acquire import Geometry, acquire, geometry, rigid
 from brainsr.simulate.anatomy import BRAIN_CENTRE, Anatomy, Deformation, build_anatomy, make_deformation
 from brainsr.simulate.mr import DESCRIPTIONS, INTRACRANIAL, LABELS, signal_table
 from brainsr.simulate.warp import HeadWarp, single_blas_thread
-
-GT_NAME = "groundtruth"
 
 
 def load_protocols(path: str | os.PathLike) -> dict:
