@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
+from brainsr.base.morphology import dilate_mm
+from brainsr.preprocess import brain
 from brainsr.preprocess.brain import (
     DEFAULT_ENGINE,
     ENGINES,
@@ -104,7 +106,7 @@ def _run(images: dict[str, nib.Nifti1Image], engine: str, **params: object) -> n
 
 
 def test_engine_names() -> None:
-    assert set(ENGINES) == {"hybrid", "bet", "morph", "fsl"}
+    assert set(ENGINES) == {"deepbet", "hybrid", "bet", "morph", "fsl"}
     assert DEFAULT_ENGINE in ENGINES
     assert set(PARAMETERS) == set(ENGINES)
 
@@ -265,3 +267,85 @@ def test_nothing_left_in_the_temporary_directory(phantom, monkeypatch: pytest.Mo
     for engine in ("bet", "fsl"):  # fsl writes its input and output files to a temporary directory
         _run(images, engine)
     assert os.listdir(tmp) == []
+
+
+# ----------------------------------------------------------------------------------------------------- deepbet
+
+#: The deepbet engine's defaults, with the closing switched off where a test needs the exact grown set.
+DEEPBET = dict(PARAMETERS["deepbet"])
+
+
+def _shell_phantom(septum: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """1 mm grid: brain = ball r <= 10 (T2w 100, its centre r <= 3.5 at 300: 4 % of the brain, the 'ventricle'),
+    CSF shell 10 < r <= 16 (T2w 300), dark bone (20) beyond; ``septum``: the shell's plane x = 24 dark (a 1-voxel
+    dural sheet). Returns brain, T2w, shell."""
+    r = np.linalg.norm(np.indices((48, 48, 48)) - 24.0, axis=0)
+    brain, shell = r <= 10, (r > 10) & (r <= 16)
+    if septum:
+        shell[24] = False
+    t2w = np.where(brain | shell, 100.0, 20.0).astype(np.float32)
+    t2w[(r <= 3.5) | shell] = 300.0
+    return brain, t2w, shell
+
+
+def test_t2w_csf_takes_the_bright_shell_within_reach() -> None:
+    """Threshold 100 + 0.5 x (300 - 100) = 200: the grown mask is the brain plus the shell voxels within 4 mm of
+    it (Euclidean), nothing of the dark bone and nothing farther."""
+    brain_mask, t2w, shell = _shell_phantom()
+    zooms = np.ones(3)
+    within = ndi.distance_transform_edt(~brain_mask) <= 4.0
+    grown = brain._t2w_csf(brain_mask, t2w, zooms, {**DEEPBET, "t2_close_steps": 0})
+    np.testing.assert_array_equal(grown, brain_mask | (shell & within))
+    lower = brain._t2w_csf(brain_mask, t2w, zooms, {**DEEPBET, "t2_close_steps": 0, "t2_fraction": 1.0})
+    np.testing.assert_array_equal(lower, brain_mask)  # nothing is above the 98th percentile itself
+
+
+def test_t2w_csf_closing_bridges_a_dark_sheet() -> None:
+    brain_mask, t2w, shell = _shell_phantom(septum=True)
+    zooms = np.ones(3)
+    open_ = brain._t2w_csf(brain_mask, t2w, zooms, {**DEEPBET, "t2_close_steps": 0})
+    closed = brain._t2w_csf(brain_mask, t2w, zooms, DEEPBET)
+    sheet = np.zeros_like(brain_mask)  # sheet voxels with grown CSF on both sides, 2.5 mm or less from the brain
+    sheet[24] = (ndi.distance_transform_edt(~brain_mask) <= 2.5)[24] & ~brain_mask[24] & open_[23] & open_[25]
+    assert sheet.sum() > 100
+    assert not (open_ & sheet).any()  # without the closing the growth stops at the sheet...
+    assert (closed & sheet).sum() == sheet.sum()  # ...two closing steps bridge it
+    assert (closed & ~open_ & ~sheet).sum() < 0.01 * closed.sum()
+
+
+class _StandIn:
+    """deepbet's BrainExtraction, standing in with a fixed brain mask (or an error)."""
+
+    def __init__(self, mask: np.ndarray | None, affine: np.ndarray) -> None:
+        self.mask, self.affine, self.threshold = mask, affine, None
+
+    def run(self, img: nib.Nifti1Image, threshold: float = 0.5, **_: object) -> tuple:
+        self.threshold = threshold
+        if self.mask is None:
+            raise ValueError("attempt to get argmax of an empty sequence")
+        return img, nib.Nifti1Image(self.mask.astype(np.uint8), self.affine), 0.0
+
+
+def test_deepbet_engine_adds_the_outer_csf(phantom, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The brain (the phantom's ICV less its 4 mm CSF shell) grown through the T2w-bright CSF gives the ICV back;
+    with T1w alone it is dilated by 2 mm."""
+    images, icv, _ = phantom
+    zooms = np.full(3, SPACING)
+    parenchyma = dilate_mm(icv, -4.0, zooms)
+    stand_in = _StandIn(parenchyma, images["T1w"].affine)
+    monkeypatch.setattr(brain, "_deepbet_model", lambda: stand_in)
+    with_t2w = np.asarray(extract_brain(images, "deepbet", threshold=0.4).dataobj) > 0
+    assert stand_in.threshold == 0.4
+    assert dice(with_t2w, icv) > 0.99 and dice(parenchyma, icv) < 0.93
+    t1w_only = np.asarray(extract_brain({"T1w": images["T1w"]}, "deepbet").dataobj) > 0
+    np.testing.assert_array_equal(t1w_only, dilate_mm(parenchyma, 2.0, zooms))
+
+
+def test_deepbet_engine_failures(phantom, monkeypatch: pytest.MonkeyPatch) -> None:
+    images, _, _ = phantom
+    monkeypatch.setattr(brain, "_deepbet_model", lambda: _StandIn(None, images["T1w"].affine))
+    with pytest.raises(BrainExtractionError, match="deepbet found no brain"):
+        extract_brain(images, "deepbet")
+    blank = nib.Nifti1Image(np.zeros(SHAPE, np.float32), images["T1w"].affine)
+    with pytest.raises(BrainExtractionError, match="no positive voxel"):
+        extract_brain({"T1w": blank}, "deepbet")

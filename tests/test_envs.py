@@ -23,6 +23,8 @@ EXPECTED_ENVS = {
         "nibabel",
         "nilearn",
         "antspyx",
+        "deepbet",
+        "torch",
         "fslpy",
         "scikit-image",
         "scipy",

@@ -5,7 +5,13 @@ feature (eyes, face, skin, skull), then checked and, where needed, hand-edited e
 mask. Every engine here returns a binary ICV mask (brain and CSF, including the extracerebral CSF and the venous
 sinuses) on the grid of ``images["T1w"]``:
 
-``"hybrid"`` (default)
+``"deepbet"`` (default)
+    deepbet (Fisch et al., 2024, a 3D U-Net whose TorchScript weights ship inside its wheel) finds the brain on
+    the T1w image; the intracranial volume is that brain grown through the T2w-bright CSF around it (at most
+    ``t2_grow_mm``; CSF: T2w above the brain's median plus ``t2_fraction`` of the way to its 98th percentile),
+    closed over the thin CSF shell and filled. Without T2w the brain is dilated by 2 mm. On the default synthetic
+    cohort (41 sessions) every mask came within -2.8 to +2.5 % of the true volume, Dice >= 0.972 (README).
+``"hybrid"``
     The ``"morph"`` mask kept within ``margin_mm`` (1 mm) of the ``"bet"`` surface: morph gives the precise
     boundary, BET's smooth, curvature-limited surface stops the rare morph leaks through a skull that is blurred
     in every sequence (oblique surfaces in thick-slice clinical sessions). Costs the time of both.
@@ -36,6 +42,7 @@ where a user-supplied mask replaces the engine's.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -56,14 +63,21 @@ __all__ = [
     "extract_brain",
 ]
 
-ENGINES = ("hybrid", "morph", "bet", "fsl")
-DEFAULT_ENGINE = "hybrid"
+ENGINES = ("deepbet", "hybrid", "morph", "bet", "fsl")
+DEFAULT_ENGINE = "deepbet"
 
 #: Parameters of every engine: plausible range of the intracranial volume (ml).
 COMMON_PARAMETERS: dict[str, Any] = {"min_volume_ml": 300.0, "max_volume_ml": 2500.0}
 
 #: Engine parameters and their defaults. Lengths are in millimetres.
 PARAMETERS: dict[str, dict[str, Any]] = {
+    "deepbet": {
+        "threshold": 0.5,  # deepbet's brain probability threshold (its default)
+        "t2_grow_mm": 4.0,  # how far the ICV grows from deepbet's brain through T2w-bright CSF
+        "t2_fraction": 0.5,  # CSF: T2w above median + t2_fraction x (98th percentile - median) within the brain
+        "t2_close_steps": 2,  # 6-connected closing steps over the grown mask (bridges the thin CSF shell)
+        "expand_mm": None,  # final dilation; None: 0 with T2w, 2 without (T1w alone shows no CSF edge)
+    },
     "morph": {
         "tissue_sequences": ("T1w", "FLAIR"),  # dark-CSF images whose bright masks are intersected (those given)
         "smooth_mm": 0.5,  # Gaussian sigma applied before thresholding
@@ -464,6 +478,56 @@ def _engine_morph(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> n
     return out
 
 
+# ----------------------------------------------------------------------------------------------------- deepbet
+
+
+@functools.lru_cache(maxsize=1)
+def _deepbet_model() -> Any:
+    """deepbet's two networks (bounding box, brain), loaded once per process on the CPU."""
+    try:
+        from deepbet import BrainExtraction
+    except ImportError as exc:  # an optional install without it
+        raise BrainExtractionError("engine 'deepbet' needs the deepbet package (pip install deepbet)") from exc
+    return BrainExtraction(no_gpu=True)
+
+
+def _t2w_csf(brain: np.ndarray, t2w: np.ndarray, zooms: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    """``brain`` grown face-connectedly through T2w-bright voxels at most ``t2_grow_mm`` away (the extracerebral
+    CSF that a brain mask leaves out), closed by ``t2_close_steps`` 6-connected steps and filled.
+
+    Bright: T2w above m + ``t2_fraction`` x (p98 - m), m and p98 the median and 98th percentile of T2w within the
+    brain (tissue and ventricular CSF levels of this scan, so no fixed intensity is assumed)."""
+    grow, steps = float(p["t2_grow_mm"]), int(p["t2_close_steps"])
+    box = box_mm(brain, grow + (steps + 1) * float(zooms.max()), zooms)
+    m, t2 = brain[box], t2w[box]
+    tissue, csf = np.median(t2[m]), np.percentile(t2[m], 98)
+    allowed = m | (dilate_mm(m, grow, zooms) & (t2 > tissue + float(p["t2_fraction"]) * (csf - tissue)))
+    six = ndi.generate_binary_structure(3, 1)
+    grown = ndi.binary_propagation(m, structure=six, mask=allowed)
+    if steps > 0:
+        grown = ndi.binary_closing(grown, structure=six, iterations=steps) | m
+    out = np.zeros_like(brain)
+    out[box] = ndi.binary_fill_holes(grown)
+    return out
+
+
+def _engine_deepbet(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> np.ndarray:
+    ref = images["T1w"]
+    zooms = _zooms(ref.affine)
+    t1w = _data(ref)
+    if not (t1w > 0).any():
+        raise BrainExtractionError("the T1w image has no positive voxel")
+    try:
+        _, found, _ = _deepbet_model().run(nib.Nifti1Image(t1w, ref.affine), threshold=float(p["threshold"]))
+    except (AssertionError, ValueError) as exc:  # deepbet's own checks: no foreground, no component
+        raise BrainExtractionError(f"deepbet found no brain ({exc})") from exc
+    brain = np.asarray(found.dataobj) > 0
+    has_t2 = "T2w" in images
+    if has_t2 and brain.any():
+        brain = _t2w_csf(brain, _data(images["T2w"]), zooms, p)
+    return dilate_mm(brain, _expand(p["expand_mm"], has_t2, default_without=2.0), zooms)
+
+
 # --------------------------------------------------------------------------------------------------------- FSL
 
 
@@ -494,6 +558,7 @@ def _engine_hybrid(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) -> 
 
 
 _ENGINE_FUNCS: dict[str, Callable[[Mapping[str, nib.Nifti1Image], dict[str, Any]], np.ndarray]] = {
+    "deepbet": _engine_deepbet,
     "hybrid": _engine_hybrid,
     "morph": _engine_morph,
     "bet": _engine_bet,
