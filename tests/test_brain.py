@@ -301,7 +301,7 @@ def test_t2w_csf_takes_the_bright_shell_within_reach() -> None:
 
 
 def test_t2w_csf_closing_bridges_a_dark_sheet() -> None:
-    brain_mask, t2w, shell = _shell_phantom(septum=True)
+    brain_mask, t2w, _ = _shell_phantom(septum=True)
     zooms = np.ones(3)
     open_ = brain._t2w_csf(brain_mask, t2w, zooms, {**DEEPBET, "t2_close_steps": 0})
     closed = brain._t2w_csf(brain_mask, t2w, zooms, DEEPBET)

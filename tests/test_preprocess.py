@@ -30,6 +30,8 @@ from brainsr.preprocess.resample import _lanczos_weights, resample, rescale, sin
 from brainsr.preprocess.template import analysis_grid, iso_grid, resample_to_grid, write_grid
 
 SEQS = ("T1w", "T2w", "FLAIR")
+#: The paper's percentile scaling, without a core (the chain test's phantom is small).
+PERCENTILE = {"rescale": "percentile", "rescale_percentiles": [0.5, 99.5], "rescale_core_mm": 0, "rescale_wm_level": {}}
 
 
 KEY_EXT = (("affinemi", ".mat"), ("warp", ".nii.gz"))
@@ -435,7 +437,7 @@ def session_run(p1_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> di
                 str(out / xfm_tpl),
                 xfm,
                 interpolation=interpolation,
-                percentiles=(0.5, 99.5),
+                intensity=PERCENTILE,
                 out_images=outs[prep],
                 out_mask=str(out / prep / "mask.nii.gz"),
                 prep=prep,

@@ -128,6 +128,8 @@ rule report_tables:
         fig10_html=_report("fig10_html", "fig10", SEGMENTATION, "Fig. 10 numbers"),
         fig13_html=_report("fig13_html", "fig13", LONGITUDINAL, "Fig. 13 numbers"),
         findings_html=_report("findings_html", "findings", CLAIMS, "Summary table"),
+        qc_gate_html=_report("qc_gate_html", "qc_gate", CLAIMS, "Preprocessing QC gate"),
+        qc_failed_html=_report("qc_failed_html", "qc_gate", CLAIMS, "Subjects reported apart"),
         fig10_png=_report("fig10_png", "fig10", SEGMENTATION, "Fig. 10"),
         fig13_png=_report("fig13_png", "fig13", LONGITUDINAL, "Fig. 13"),
         metrics_png=_report("metrics_png", "metrics", BEST_MODEL, "Metrics by protocol"),

@@ -112,6 +112,31 @@ if SYNTHETIC:
             "brainsr preprocess accuracy --spec-json {params.spec:q} --out {output} > {log} 2>&1"
 
 
+rule preprocess_qc_gate:
+    input:
+        quality=[L.prep.qc(sub, ses, ".tsv") for sub, ses in L.all_prep_sessions()],
+    output:
+        L.group["prep_gate"],
+    params:
+        ledger=L.gate_ledger,
+        settings=json.dumps(L.pre["qc_gate"], sort_keys=True),
+        prep=L.pre["primary"],
+    log:
+        log_path("preprocess_qc_gate"),
+    benchmark:
+        benchmark_path("preprocess_qc_gate")
+    threads: 1
+    localrule: True
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "brainsr preprocess gate --quality {input.quality} --ledger {params.ledger} "
+        "--settings-json {params.settings:q} --prep {params.prep} --out {output} > {log} 2>&1"
+
+
 rule preprocess_tables:
     input:
         quality=[L.prep.qc(sub, ses, ".tsv") for sub, ses in L.all_prep_sessions()],

@@ -22,6 +22,8 @@ rule superres_train:
     input:
         clinical=lambda wc: L.train_images(wc.experiment, CLIN),
         research=lambda wc: L.train_images(wc.experiment, RES),
+        # decisions frozen on first use: a gate table rewritten for a new subject does not retrain
+        gate=ancient(L.group["prep_gate"]),
     output:
         model=L.model_file("{experiment}"),
         summary=L.model_file("{experiment}", "summary"),

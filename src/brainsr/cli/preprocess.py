@@ -1,4 +1,4 @@
-"""``brainsr preprocess template|session|accuracy|tables`` (called by workflow/rules/preprocess.smk)."""
+"""``brainsr preprocess template|session|accuracy|gate|tables`` (called by workflow/rules/preprocess.smk)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,16 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gate(args: argparse.Namespace) -> int:
+    """The preprocessing QC gate: decide new sessions, keep earlier decisions (brainsr.preprocess.gate)."""
+    from brainsr.preprocess.gate import update_gate
+
+    table = update_gate(args.quality, args.ledger, args.settings_json, args.prep, args.out)
+    failed = table[table["final"] == "fail"]
+    log.info("QC gate: %d sessions, %d failed %s", len(table), len(failed), list(failed["subject"]))
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``brainsr preprocess`` and its subcommands."""
     pre = sub.add_parser("preprocess", help="bias correction, brain extraction, alignment, resampling (paper 3.1)")
@@ -100,6 +110,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--spec", help="the same, in a JSON file")
     q.add_argument("--out", required=True)
     q.set_defaults(func=cmd_accuracy)
+
+    q = pre_sub.add_parser("gate", help="QC gate: which sessions to train on and report with the rest")
+    q.add_argument("--quality", nargs="+", required=True, help="every session's alignment-QC table")
+    q.add_argument("--ledger", required=True, help="decisions made so far (frozen; new sessions are added)")
+    q.add_argument("--settings-json", required=True, type=json_object, help="config 'preprocess.qc_gate'")
+    q.add_argument("--prep", required=True, help="the prep whose alignment is judged (config 'preprocess.primary')")
+    q.add_argument("--out", required=True, help="the gate table of these sessions")
+    q.set_defaults(func=cmd_gate)
 
     q = pre_sub.add_parser("tables", help="group tables: alignment quality, accuracy, summary")
     q.add_argument("--quality", nargs="+", required=True)

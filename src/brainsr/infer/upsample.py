@@ -18,7 +18,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,8 +219,7 @@ class _Plan:
     key: str
     interpolation: str
     method: str
-    percentiles: Sequence[float]
-    core_mm: float
+    intensity: dict[str, Any]
 
     @property
     def data(self) -> dict[str, Any]:
@@ -228,11 +227,21 @@ class _Plan:
         return self.meta["data"]
 
 
+def _scaling_words(intensity: Mapping[str, Any]) -> str:
+    """The intensity scaling in words, for the provenance record."""
+    core = f"core {float(intensity['rescale_core_mm']):g} mm"
+    if intensity["rescale"] == "percentile":
+        return f"percentiles {list(intensity['rescale_percentiles'])}, {core}"
+    levels = ", ".join(f"{q} {v:g}" for q, v in intensity["rescale_wm_level"].items())
+    return f"white matter at {levels}, {core}"
+
+
 def _check_request(
     images: Mapping[str, str | Path], model_path: Path, preprocess: Mapping[str, Any], work: Path
 ) -> _Plan:
     """Read the model file and every input it takes before any work; one clear message per problem."""
     from brainsr.models.files import load_model_file
+    from brainsr.preprocess.layout import intensity_settings
     from brainsr.preprocess.pipeline import prep_spec
 
     meta = load_model_file(model_path).meta
@@ -253,11 +262,8 @@ def _check_request(
     key, interpolation = prep_spec(prep, preprocess)
     method = str(data.get("experiment") or meta["model"]["name"]) or "model"
     method = "".join(ch for ch in method if ch.isalnum()) or "model"
-    intensity = data.get("intensity") or {}
-    percentiles = intensity.get("rescale_percentiles") or preprocess["rescale_percentiles"]
-    core_mm = intensity.get("rescale_core_mm")
-    core_mm = float(preprocess["rescale_core_mm"] if core_mm is None else core_mm)
-    return _Plan(model_path, meta, seqs, checked, provenance, prep, key, interpolation, method, percentiles, core_mm)
+    intensity = intensity_settings(preprocess, data.get("intensity"))  # as the model's training data had it
+    return _Plan(model_path, meta, seqs, checked, provenance, prep, key, interpolation, method, intensity)
 
 
 def _preprocess_clinical(
@@ -281,7 +287,7 @@ def _preprocess_clinical(
         subject=subject,
         session="clinical",
         preps=[prep],
-        pre={**preprocess, "rescale_percentiles": list(plan.percentiles), "rescale_core_mm": plan.core_mm},
+        pre={**preprocess, **plan.intensity},
         template=template,
         template_mask=template_mask,
         qc=False,
@@ -358,7 +364,7 @@ def _write_record(
             f"bias correction ({preprocess['bias']['engine']}), brain extraction ({preprocess['brain']['engine']})",
             f"registration to {TEMPLATE_SPACE} ({' then '.join(chain)})",
             f"resampling ({plan.interpolation}) onto the {preprocess['grid_mm']:g} mm analysis grid, "
-            f"rescaled to [0, 1] (percentiles {list(plan.percentiles)}, core {plan.core_mm:g} mm)",
+            f"scaled to [0, 1] ({_scaling_words(plan.intensity)})",
             "upsampling with the model, mapped back onto each clinical grid (linear)",
         ],
         "Preprocessing": {

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from brainsr.preprocess.layout import SETTING_KEYS, PrepLayout, prep_spec, session_keys
+from brainsr.preprocess.layout import SETTING_KEYS, PrepLayout, intensity_settings, prep_spec, session_keys
 from brainsr.preprocess.pipeline import (
     prepare_session,
     register_keys,
@@ -76,8 +76,7 @@ def _resample_all(
             layout.tpl_xfm(*ids, key),
             {q: layout.seq_xfm(*ids, q) for q in seqs[1:]},
             interpolation=interpolation,
-            percentiles=(float(pre["rescale_percentiles"][0]), float(pre["rescale_percentiles"][1])),
-            core_mm=float(pre["rescale_core_mm"]),
+            intensity=intensity_settings(pre),
             out_images={q: layout.image(*ids, prep, q) for q in seqs},
             out_mask=layout.image_mask(*ids, prep),
             prep=prep,
@@ -95,6 +94,7 @@ def _qc(layout: PrepLayout, ids: tuple[str, str], preps: Sequence[str], primary:
         masks={p: layout.image_mask(*ids, p) for p in preps},
         template=template[0],
         template_mask=template[1],
+        native_mask=layout.mask(*ids),
         primary=shown,
         title=f"sub-{ids[0]} ses-{ids[1]}: {shown} alignment to {layout.space}",
         figure=layout.qc(*ids, ".png"),

@@ -14,9 +14,11 @@ from typing import Any
 from brainsr.paths import bids
 
 __all__ = [
+    "INTENSITY_KEYS",
     "SETTING_KEYS",
     "PrepLayout",
     "initial_key",
+    "intensity_settings",
     "native_chain",
     "prep_label",
     "prep_spec",
@@ -91,8 +93,22 @@ def initial_key(key: str) -> str | None:
 #: Keys of the config's ``preprocess`` section that change a session's outputs (the rule's params).
 SETTING_KEYS = (
     "bias", "brain", "iso_mm", "level_mm", "session_level_mm", "syn_iterations", "variants", "warp_interpolation",
-    "rescale_percentiles", "rescale_core_mm", "primary",
+    "rescale", "rescale_percentiles", "rescale_core_mm", "rescale_wm_level", "primary",
 )  # fmt: skip
+
+
+#: The config's keys (``preprocess`` section) that decide the scaling; recorded in every model file.
+INTENSITY_KEYS = ("rescale", "rescale_percentiles", "rescale_core_mm", "rescale_wm_level")
+
+
+def intensity_settings(pre: Mapping[str, Any], recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The scaling settings of ``pre`` (a config's preprocess section), overridden by those ``recorded`` in a model
+    file. A model file that records percentiles but no method was trained on percentile-scaled data."""
+    out = {k: pre[k] for k in INTENSITY_KEYS}
+    recorded = {k: v for k, v in (recorded or {}).items() if k in INTENSITY_KEYS and v is not None}
+    if recorded and "rescale" not in recorded:
+        recorded["rescale"] = "percentile"
+    return {**out, **recorded}
 
 
 def session_keys(preps: Sequence[str], pre: Mapping[str, Any]) -> list[str]:

@@ -23,9 +23,10 @@ from brainsr import __version__
 from brainsr.io import atomic_save_nifti, atomic_write_text
 from brainsr.preprocess.bias import correct_bias
 from brainsr.preprocess.images import ImageInputError, load_checked, load_scan, scoped_tmpdir, zooms_mm
+from brainsr.preprocess.intensity import scale_session
 from brainsr.preprocess.layout import initial_key, native_chain, prep_label, prep_spec, transform_keys
 from brainsr.preprocess.register import downsample, invert_linear, register_linear, register_warp
-from brainsr.preprocess.resample import brain_core, resample, rescale
+from brainsr.preprocess.resample import resample
 from brainsr.preprocess.template import iso_grid, resample_to_grid
 
 __all__ = [
@@ -256,22 +257,25 @@ def resample_session(
     xfm_to_reference: Mapping[str, str],
     *,
     interpolation: str,
-    percentiles: tuple[float, float],
-    core_mm: float = 0.0,
+    intensity: Mapping[str, Any],
     out_images: Mapping[str, str],
     out_mask: str,
     prep: str,
 ) -> dict:
-    """Step 3: every sequence onto the analysis grid through one chain, masked, rescaled to [0, 1]."""
+    """Step 3: every sequence onto the analysis grid through one chain, masked, scaled to [0, 1] as ``intensity``
+    (:func:`brainsr.preprocess.intensity.intensity_settings`) says."""
     grid = load_checked(template)
     mask_tpl = _binary(resample(load_checked(mask), grid, [xfm_template], "linear"))
     if not mask_tpl.any():
         raise ImageInputError(mask, "brain mask is empty after alignment to the template")
-    info, core = {}, brain_core(mask_tpl, core_mm, zooms_mm(grid))
+    chains, moved = {}, {}
     for seq, path in brains.items():
-        chain = [xfm_template] + ([] if seq == REFERENCE else [xfm_to_reference[seq]])
-        moved = resample(load_checked(path), grid, chain, interpolation, within=mask_tpl)  # only the mask is kept
-        data, scale = rescale(np.clip(np.asarray(moved.dataobj), 0, None), mask_tpl, percentiles, core_mm, core=core)
+        chains[seq] = [xfm_template] + ([] if seq == REFERENCE else [xfm_to_reference[seq]])
+        img = resample(load_checked(path), grid, chains[seq], interpolation, within=mask_tpl)  # only the mask kept
+        moved[seq] = np.clip(np.asarray(img.dataobj), 0, None)
+    info = {}
+    for seq, (data, scale) in scale_session(moved, mask_tpl, zooms_mm(grid), intensity).items():
+        path, chain = brains[seq], chains[seq]
         atomic_save_nifti(nib.Nifti1Image(data, grid.affine), out_images[seq])
         _sidecar(
             Path(str(out_images[seq]).removesuffix(".nii.gz")).with_suffix(".json"),

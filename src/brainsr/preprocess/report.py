@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from brainsr import __version__
@@ -37,24 +38,29 @@ def session_qc(
     masks: Mapping[str, str],
     template: str,
     template_mask: str,
+    native_mask: str,
     primary: str,
     title: str,
     figure: str,
     table: str,
 ) -> pd.DataFrame:
-    """Alignment figure of the primary prep and the alignment-quality row of every prep of one session."""
+    """Alignment figure of the primary prep and the alignment-quality row of every prep of one session, with the
+    volume (ml) of the session's brain mask ``native_mask`` (T1w space), for the QC gate."""
     import matplotlib.pyplot as plt
 
     from brainsr.paths import parse_bids_name
-    from brainsr.preprocess.images import load_checked
+    from brainsr.preprocess.images import load_checked, zooms_mm
     from brainsr.preprocess.qc import alignment_figure, alignment_quality
 
     tpl, tpl_mask = load_checked(template), load_checked(template_mask)
+    native = load_checked(native_mask)
+    brain_ml = float((np.asarray(native.dataobj) > 0).sum() * np.prod(zooms_mm(native)) / 1000.0)
     rows = []
     for prep, seqs in images.items():
         quality = alignment_quality(load_checked(seqs["T1w"]), tpl, tpl_mask, load_checked(masks[prep]))
         entities = parse_bids_name(seqs["T1w"])
-        rows.append({"subject": entities["subject"], "session": entities["session"], "prep": prep, **quality})
+        ids = {"subject": entities["subject"], "session": entities["session"], "prep": prep}
+        rows.append({**ids, **quality, "brain_ml": round(brain_ml, 2)})
     fig = alignment_figure(
         {s: load_checked(p) for s, p in images[primary].items()}, tpl, load_checked(masks[primary]), title
     )

@@ -43,6 +43,8 @@ REPORT_TABLES = {
     "fig10": "Fig. 10 numbers (paper 4.9.2): Bland-Altman bias and 95 % limits of agreement of class volumes (%)",
     "fig13": "Fig. 13 numbers (paper 4.9.3): control volumes per month and median % difference from baseline",
     "findings": "The paper's claims checked on this run",
+    "qc_gate": "Preprocessing QC gate (beyond the paper, which checked every mask by hand): each session's decision",
+    "qc_failed": "Image metrics of the evaluated subjects that the QC gate failed (left out of every table above)",
 }
 _IMAGE_COLUMNS = ("mae", "nmse", "nmse_paper", "psnr", "ssim")
 
@@ -100,9 +102,41 @@ def _experiments(methods: Mapping) -> list[str]:
     return [m for m in methods if methods[m]["kind"] == "experiment"]
 
 
+def _gate_frames(spec: Mapping, failed: list[str]) -> dict[str, pd.DataFrame]:
+    """The preprocessing QC gate's table (how each session was decided, and whether its results are reported with
+    the rest) and the image metrics of the evaluated subjects it failed, reported apart from the group tables."""
+    from brainsr.preprocess.gate import LEDGER_COLUMNS
+
+    table = (spec.get("qc_gate") or {}).get("table")
+    gate = pd.read_csv(table, sep="\t", dtype={"subject": str, "session": str}) if table else pd.DataFrame()
+    if len(gate):
+        gate = gate[list(LEDGER_COLUMNS)].assign(reported=["apart" if s in failed else "" for s in gate.subject])
+    else:
+        gate = pd.DataFrame({"note": ["no preprocessing QC gate table"]})
+    apart = {**spec, "subjects": {s: p for s, p in spec["subjects"].items() if s in failed}}
+    image = tab.image_long(_entries(apart)["image"]) if apart["subjects"] else pd.DataFrame()
+    if len(image):
+        brain = image[image.region == "brain"]
+        image = brain.pivot_table(index=["subject", "protocol", "method", "sequence"], columns="metric", values="value")
+        image = image.reset_index()
+    else:
+        image = pd.DataFrame({"note": ["no evaluated subject failed the preprocessing QC gate"]})
+    return {"qc_gate": gate, "qc_failed": image}
+
+
 def _group_frames(spec: Mapping) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Every group table by its ``GROUP_TABLES`` key, from the evaluation files of the spec, and the control
-    subjects' volumes (Fig. 13)."""
+    subjects' volumes (Fig. 13). Subjects that the preprocessing QC gate failed are left out of every group table
+    and reported apart (``qc_failed``)."""
+    from brainsr.preprocess.gate import failed_subjects
+
+    failed = failed_subjects(spec.get("qc_gate"))
+    gated = _gate_frames(spec, failed)
+    spec = {
+        **spec,
+        "subjects": {s: p for s, p in spec["subjects"].items() if s not in failed},
+        "controls": {s: v for s, v in spec["controls"].items() if s not in failed},
+    }
     files = _entries(spec)
     methods = spec["methods"]
     out: dict[str, pd.DataFrame] = {}
@@ -144,7 +178,7 @@ def _group_frames(spec: Mapping) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]
     out["findings"] = tab.findings(
         image, errors, agreement, out["fig10"], showcase, f"interp{methods[showcase]['prep']}", rivals
     )
-    return out, controls
+    return {**out, **gated}, controls
 
 
 def _write_tables(out: Mapping[str, pd.DataFrame], tables: Path, html: str | Path | None) -> dict[str, Path]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-__all__ = ["train_from_spec"]
+__all__ = ["gated", "train_from_spec"]
 
 
 def _pairs(entries: list[dict[str, Any]], what: str) -> list:
@@ -14,6 +15,16 @@ def _pairs(entries: list[dict[str, Any]], what: str) -> list:
     if not entries:
         raise ValueError(f"the training spec has no {what} subjects")
     return [load_pair(e["subject"], e["clinical"], e["research"]) for e in entries]
+
+
+def gated(spec: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The spec without the train and validation subjects that the preprocessing QC gate keeps out
+    (``spec["qc_gate"]``, :func:`brainsr.preprocess.gate.failed_subjects`), and those subjects."""
+    from brainsr.preprocess.gate import failed_subjects
+
+    failed = set(failed_subjects(spec.get("qc_gate")))
+    out = {**spec, **{k: [e for e in spec[k] if e["subject"] not in failed] for k in ("train", "validation")}}
+    return out, sorted(failed & {e["subject"] for e in spec["train"] + spec["validation"]})
 
 
 def train_from_spec(
@@ -33,6 +44,9 @@ def train_from_spec(
     from brainsr.train.settings import TrainSettings
     from brainsr.train.trainer import train_experiment
 
+    spec, left_out = gated(spec)
+    if left_out:
+        logging.getLogger("brainsr.train").warning("left out by the preprocessing QC gate: %s", ", ".join(left_out))
     settings = TrainSettings.from_mapping(spec["settings"])
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
@@ -44,13 +58,10 @@ def train_from_spec(
         "sequences": list(spec["sequences"]),
         "grid_shape": list(train[0].x.shape[1:]),
         "grid_affine": train[0].affine.tolist(),
-        "intensity": {
-            "range": [0.0, 1.0],
-            "rescale_percentiles": spec.get("rescale_percentiles"),
-            "rescale_core_mm": spec.get("rescale_core_mm"),
-        },
+        "intensity": {"range": [0.0, 1.0], **spec.get("intensity", {})},
         "train_subjects": [e["subject"] for e in spec["train"]],
         "validation_subjects": [e["subject"] for e in spec["validation"]],
+        "qc_gate_excluded": left_out,
     }
     return train_experiment(
         settings,

@@ -21,7 +21,15 @@ from typing import Any
 
 from brainsr import GT_NAME, SEQUENCES, TEMPLATE_SPACE
 from brainsr.paths import bids
-from brainsr.preprocess.layout import SETTING_KEYS, PrepLayout, native_chain, prep_label, prep_spec, session_keys
+from brainsr.preprocess.layout import (
+    SETTING_KEYS,
+    PrepLayout,
+    intensity_settings,
+    native_chain,
+    prep_label,
+    prep_spec,
+    session_keys,
+)
 
 __all__ = [
     "GROUP_FIGURES",
@@ -57,6 +65,8 @@ GROUP_TABLES = {
     "fig10": "fig10_bland_altman.tsv",
     "fig13": "fig13_longitudinal.tsv",
     "findings": "evaluation_findings.tsv",
+    "qc_gate": "evaluation_qc_gate.tsv",
+    "qc_failed": "evaluation_qc_failed.tsv",
 }
 GROUP_FIGURES = {
     "fig10": "fig10_bland_altman.png",
@@ -315,6 +325,8 @@ class RunLayout:
         self.prep = PrepLayout(self.prep_dir, self.tpl, tuple(self.seqs))
         self.group["prep_description"] = f"{self.prep_dir}/dataset_description.json"
         self.group["prep_quality"] = f"{self.tables}/preprocess_alignment_quality.tsv"
+        self.group["prep_gate"] = f"{self.tables}/preprocess_qc_gate.tsv"
+        self.gate_ledger = f"{self.out}/qc_gate.tsv"  # decisions frozen on first use, like splits.tsv
         if self.synthetic:
             self.group["prep_accuracy"] = f"{self.tables}/preprocess_accuracy.tsv"
             self.group["prep_accuracy_summary"] = f"{self.tables}/preprocess_accuracy_summary.tsv"
@@ -474,11 +486,18 @@ class RunLayout:
             "sequences": self.seqs,
             "train": entries("train"),
             "validation": entries("validation"),
-            "rescale_percentiles": self.pre["rescale_percentiles"],
-            "rescale_core_mm": self.pre["rescale_core_mm"],
+            "intensity": intensity_settings(self.pre),
+            "qc_gate": self.gate_spec(("train", "validation")),
             "threads": self.sr["threads"],
         }
         return json.dumps(spec, sort_keys=True)
+
+    def gate_spec(self, splits: Sequence[str] | None = None) -> dict[str, Any]:
+        """The QC gate's table, switch and the config's overrides of the subjects in ``splits`` (all: None), so
+        that a training spec changes only when an override of its own subjects does."""
+        gate = self.pre["qc_gate"]
+        override = {s: v for s, v in gate["override"].items() if splits is None or self.split.get(s) in splits}
+        return {"table": self.group["prep_gate"], "enabled": gate["enabled"], "override": override}
 
     def sr_image(self, subject: str, method: str, seq: str, space: bool = True) -> str:
         """Upsampled (or interpolated) clinical scan: template grid (space=True) or the native clinical grid."""
@@ -653,6 +672,7 @@ class RunLayout:
             "truth": self.synthetic,
             "sessions": {"clinical": self.clin, "research": self.res},
             "patterns": pattern,
+            "qc_gate": self.gate_spec(),
         }
         return json.dumps(spec, sort_keys=True)
 
@@ -665,7 +685,8 @@ class RunLayout:
                 kinds += ["quality"] + (["agreement"] if ses == self.clin or self.synthetic else [])
                 kinds += ["imagemetrics"] if ses == self.clin else []
             files += [self.eval_file(sub, ses, desc, k) for k in kinds]
-        return files + [self.model_file(e, "summary") for e in self.experiments if e in self.methods]
+        files += [self.model_file(e, "summary") for e in self.experiments if e in self.methods]
+        return [*files, self.group["prep_gate"]]
 
     def table_file(self, key: str) -> str:
         """tables/<group table> (GROUP_TABLES)."""
