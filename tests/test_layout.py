@@ -92,7 +92,7 @@ def test_input_and_preprocessing_names(layout: RunLayout) -> None:
     )
     assert list(layout.group) == [
         "inventory", "cohort_figure", "cohort_quality", "cohort_summary", "prep_description", "prep_quality",
-        "prep_accuracy", "prep_accuracy_summary", "sr_description", "sr_validation",
+        "prep_gate", "prep_accuracy", "prep_accuracy_summary", "sr_description", "sr_validation",
     ]  # fmt: skip
     assert layout.resources_for("train") == {"mem_mb": 8000, "runtime": 240}
 

@@ -22,8 +22,6 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from brainsr import SEQUENCES
-
 __all__ = [
     "SCHEMA_PATH",
     "ConfigError",
@@ -148,9 +146,6 @@ def _preprocess_problems(pre: Mapping[str, Any]) -> list[str]:
     low, high = pre["rescale_percentiles"]
     if low >= high:
         problems.append(f"config key 'preprocess.rescale_percentiles': {low} is not below {high}")
-    missing = [q for q in SEQUENCES if q not in pre["rescale_wm_level"]]
-    if pre["rescale"] == "wm" and missing:
-        problems.append(f"config key 'preprocess.rescale_wm_level': no level for {', '.join(missing)}")
     if bool(pre["template"]["image"]) != bool(pre["template"]["mask"]):
         problems.append("config key 'preprocess.template': give both image and mask, or neither (nilearn MNI152)")
     return problems
