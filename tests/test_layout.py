@@ -112,7 +112,14 @@ def test_superres_names_and_specs(layout: RunLayout) -> None:
     spec = json.loads(layout.train_spec("model0"))
     assert [e["subject"] for e in spec["train"]] == ["P001"] and [e["subject"] for e in spec["validation"]] == ["P002"]
     assert spec["settings"]["prep"] == "affinelinear" and spec["sequences"] == ["T1w", "T2w", "FLAIR"]
+    assert spec["intensity"]["rescale"] == "wm" and spec["qc_gate"]["table"] == layout.group["prep_gate"]
     assert len(layout.sr_outputs("P003", "wm")) == 3 * 4 + 1
+    # a QC-gate override changes the training spec only when it names a training or validation subject
+    gated = RunLayout(small_config(preprocess={"qc_gate": {"override": {"P003": "fail"}}}), small_cohort(), SPLIT)
+    assert gated.train_spec("model0") == layout.train_spec("model0")
+    assert json.loads(gated.group_spec())["qc_gate"]["override"] == {"P003": "fail"}
+    gated = RunLayout(small_config(preprocess={"qc_gate": {"override": {"P002": "pass"}}}), small_cohort(), SPLIT)
+    assert json.loads(gated.train_spec("model0"))["qc_gate"]["override"] == {"P002": "pass"}
 
 
 def test_scan_sets_and_their_files(layout: RunLayout) -> None:
