@@ -87,7 +87,8 @@ def n4(img: nib.Nifti1Image) -> nib.Nifti1Image:
     """N4 bias-field correction with an automatic head mask (as the pipeline does before brain extraction)."""
     import ants
 
-    from brainsr.preprocess.images import scoped_tmpdir, to_ants
+    from brainsr.base.images import scoped_tmpdir
+    from brainsr.preprocess.itk import to_ants
 
     with scoped_tmpdir():
         a = to_ants(img)
@@ -99,7 +100,7 @@ def n4(img: nib.Nifti1Image) -> nib.Nifti1Image:
 
 def prepare_session(cohort: Path, sub: str, ses: str, workdir: Path, spacing: float) -> dict[str, Path]:
     """Bias-corrected sequences on the isotropic T1w-space grid, cached under ``workdir``; returns their paths."""
-    from brainsr.preprocess.images import load_checked
+    from brainsr.base.images import load_checked
 
     out = {seq: workdir / f"sub-{sub}_ses-{ses}_space-T1wiso_{seq}.nii.gz" for seq in SEQUENCES}
     if all(p.exists() for p in out.values()):

@@ -10,8 +10,8 @@ from scipy import ndimage
 
 ants = pytest.importorskip("ants")
 
+from brainsr.base.images import scoped_tmpdir  # noqa: E402
 from brainsr.preprocess import cr  # noqa: E402
-from brainsr.preprocess.images import scoped_tmpdir  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ correlation ratio
 

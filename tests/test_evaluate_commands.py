@@ -15,11 +15,11 @@ import pytest
 from scipy import ndimage as ndi
 
 import brainsr
+from brainsr.base.images import load_checked
 from brainsr.cli import main
 from brainsr.metrics.agreement import overlap_metrics
 from brainsr.metrics.evaluate import evaluate_images, evaluate_quality
 from brainsr.metrics.scanset import ScanSetInputs, evaluate_scan_set, memo_loader
-from brainsr.preprocess.images import load_checked
 from brainsr.segment.run import segment_classes, segment_tissues
 
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])

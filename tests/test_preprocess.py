@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from brainsr.base.arrays import dice
+from brainsr.base.images import ImageInputError, load_checked, load_scan, scoped_tmpdir
 from brainsr.config import ConfigError, validate_config
 from brainsr.preprocess.bias import correct_bias, head_mask
-from brainsr.preprocess.images import ImageInputError, load_checked, load_scan, scoped_tmpdir
 from brainsr.preprocess.pipeline import (
     initial_key,
     prep_label,
@@ -24,7 +25,7 @@ from brainsr.preprocess.pipeline import (
     resample_session,
     transform_keys,
 )
-from brainsr.preprocess.qc import bias_variation, brain_points, dice, read_pose, tre, true_scanner_points
+from brainsr.preprocess.qc import bias_variation, brain_points, read_pose, tre, true_scanner_points
 from brainsr.preprocess.register import invert_linear, map_points, register_linear
 from brainsr.preprocess.resample import _lanczos_weights, resample, rescale, sinc_resample
 from brainsr.preprocess.template import analysis_grid, iso_grid, resample_to_grid, write_grid

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from brainsr.config import validate_config
+from brainsr.paths import sidecar
 from brainsr.preprocess.chain import session_keys
-from brainsr.preprocess.layout import PrepLayout, sidecar
+from brainsr.preprocess.layout import PrepLayout
 
 PRE = validate_config({})["preprocess"]
 

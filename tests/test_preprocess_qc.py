@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainsr.preprocess.images import scoped_tmpdir
+from brainsr.base.images import scoped_tmpdir
 from brainsr.preprocess.qc import (
     alignment_figure,
     alignment_quality,

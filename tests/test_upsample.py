@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import TINY, TinyRun, small_model_file
 
+from brainsr.base.images import ImageInputError
 from brainsr.infer.upsample import UpsampleError, output_names, resolve_model, upsample_scans
 from brainsr.models import AttentionUNet
-from brainsr.preprocess.images import ImageInputError
 from brainsr.preprocess.pipeline import prep_spec
 
 SEQS = ["T1w", "T2w", "FLAIR"]

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from brainsr.preprocess.images import ImageInputError
+from brainsr.base.images import ImageInputError
 
 __all__ = ["ACQUISITION_FIELDS", "DicomInputError", "convert_series", "dcm2niix_path", "dcm2niix_version"]
 

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import PurePath
 
-__all__ = ["ENTITY_ORDER", "bids", "label_ok", "parse_bids_name"]
+__all__ = ["ENTITY_ORDER", "bids", "label_ok", "parse_bids_name", "sidecar"]
 
 #: Entities in the order they appear in a file name: BIDS raw entities, then derivative entities.
 ENTITY_ORDER: tuple[str, ...] = (
@@ -198,3 +198,8 @@ def parse_bids_name(path: str | os.PathLike) -> dict[str, str]:
         if expected is not None and owner == expected and label_ok(parents[-1]):
             result["datatype"] = parents[-1]
     return result
+
+
+def sidecar(image: str | os.PathLike) -> str:
+    """The JSON sidecar of a NIfTI image (``..._T1w.nii.gz`` -> ``..._T1w.json``); placeholders pass through."""
+    return str(image).removesuffix(".gz").removesuffix(".nii") + ".json"

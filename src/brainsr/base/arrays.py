@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["bounding_box"]
+__all__ = ["bounding_box", "dice"]
 
 
 def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, ...]:
@@ -20,3 +20,14 @@ def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[sli
         slice(max(0, int(i.min()) - int(p)), min(n, int(i.max()) + int(p) + 1))
         for i, p, n in zip(idx, pads, np.shape(mask), strict=True)
     )
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice overlap 2|A∩B| / (|A| + |B|) of two boolean (or nonzero) arrays; 1.0 when both are empty."""
+    a, b = np.asarray(a) != 0, np.asarray(b) != 0
+    if a.shape != b.shape:
+        raise ValueError(f"dice: shapes differ {a.shape} vs {b.shape}")
+    total = int(a.sum()) + int(b.sum())
+    if total == 0:
+        return 1.0
+    return 2.0 * int(np.logical_and(a, b).sum()) / total

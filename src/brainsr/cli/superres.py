@@ -14,7 +14,7 @@ log = logging.getLogger("brainsr")
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one experiment (generator + critic); resumes from the checkpoint in --work-dir when it fits."""
-    from brainsr.preprocess.images import scoped_tmpdir
+    from brainsr.base.images import scoped_tmpdir
 
     with scoped_tmpdir(prefix="brainsr-train-"):  # torch's compile caches go there and are removed afterwards
         return _train(args)
@@ -39,7 +39,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     """Upsample one scan set with a model file (or the identity baseline); native-space copies; explain maps."""
-    from brainsr.preprocess.images import scoped_tmpdir
+    from brainsr.base.images import scoped_tmpdir
 
     with scoped_tmpdir(prefix="brainsr-infer-"):  # torch's compile caches go there and are removed afterwards
         return _infer(args)

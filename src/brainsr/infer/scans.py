@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import nibabel as nib
 import numpy as np
 
-from brainsr import __version__
+from brainsr.base.device import pick_device
+from brainsr.base.sidecar import write_sidecar
 from brainsr.data import AXES, load_pair
 from brainsr.infer.predict import InferenceSettings, explain_slices, inference_precision, upsample_volume
-from brainsr.io import atomic_save_nifti, atomic_savez, atomic_write_json
+from brainsr.io import atomic_save_nifti, atomic_savez
 from brainsr.models import Identity
 from brainsr.models.files import load_model_file
-from brainsr.train.settings import pick_device
 
 if TYPE_CHECKING:
     from torch import nn
@@ -37,17 +37,12 @@ def to_native(
     image: nib.Nifti1Image, reference: str, transforms: Sequence[str], invert: Sequence[bool]
 ) -> nib.Nifti1Image:
     """``image`` (template grid) resampled linearly onto ``reference``'s grid, clipped to [0, 1]."""
-    from brainsr.preprocess.images import load_checked
+    from brainsr.base.images import load_checked
     from brainsr.preprocess.resample import resample
 
     moved = resample(image, load_checked(reference), list(transforms), "linear", invert=list(invert))
     data = np.clip(np.asarray(moved.dataobj, dtype=np.float32), 0.0, 1.0)
     return nib.Nifti1Image(data, moved.affine)
-
-
-def _sidecar(path: Path, **fields: Any) -> None:
-    meta = {"GeneratedBy": [{"Name": "brainsr", "Version": __version__}], **fields}
-    atomic_write_json(meta, path.with_name(path.name.removesuffix(".nii.gz") + ".json"), sort_keys=False, default=str)
 
 
 def _load_generator(
@@ -87,7 +82,7 @@ def _write_native(
         spec = native[seq]
         img = to_native(nib.Nifti1Image(result[c], affine), spec["reference"], spec["transforms"], spec["invert"])
         atomic_save_nifti(img, out_native[seq])
-        _sidecar(
+        write_sidecar(
             Path(out_native[seq]),
             Sources=[Path(out[seq]).name],
             Model=model_info,
@@ -140,7 +135,7 @@ def infer_scan(
     timings["upsample"] = time.perf_counter() - t0
     for c, seq in enumerate(seqs):
         atomic_save_nifti(nib.Nifti1Image(result[c].astype(np.float32), pair.affine), out[seq])
-        _sidecar(
+        write_sidecar(
             Path(out[seq]),
             Sources=[Path(images[seq]).name],
             Model=model_info,

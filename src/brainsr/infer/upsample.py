@@ -94,7 +94,7 @@ def _read_inputs(images: Mapping[str, str | Path], work: Path) -> tuple[dict[str
     The record keeps content hashes and allow-listed acquisition parameters only: the file and folder names of
     clinical exports, and DICOM headers, often carry names, IDs or dates.
     """
-    from brainsr.preprocess.images import load_scan
+    from brainsr.base.images import load_scan
 
     paths, provenance = {}, {}
     for q, given in images.items():

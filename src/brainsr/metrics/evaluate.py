@@ -9,9 +9,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from brainsr import AXES
+from brainsr.base.images import Loader, load_checked, load_mask, load_on_grid, zooms_mm
 from brainsr.metrics.agreement import overlap_metrics
 from brainsr.metrics.quality import quality_metrics
-from brainsr.preprocess.images import Loader, load_checked, load_mask, load_on_grid, zooms_mm
 from brainsr.segment.tissue import T1_TISSUES
 
 __all__ = [

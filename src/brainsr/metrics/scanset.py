@@ -24,10 +24,10 @@ from pathlib import Path
 
 import nibabel as nib
 
+from brainsr.base.images import Loader, load_checked
 from brainsr.io import atomic_path, atomic_write_json
 from brainsr.metrics import SCAN_SET_OUTPUTS as OUTPUTS
 from brainsr.metrics.evaluate import evaluate_agreement, evaluate_images, evaluate_quality, image_metrics_record
-from brainsr.preprocess.images import Loader, load_checked
 from brainsr.segment.run import segment_classes, segment_tissues
 
 __all__ = ["OUTPUTS", "ScanSetInputs", "evaluate_scan_set", "memo_loader"]

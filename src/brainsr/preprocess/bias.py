@@ -13,7 +13,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import threshold_otsu
 
-from brainsr.preprocess.images import scoped_tmpdir, to_ants
+from brainsr.base.images import scoped_tmpdir
+from brainsr.preprocess.itk import to_ants
 
 __all__ = ["BIAS_ENGINES", "correct_bias", "head_mask"]
 

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import ndimage, optimize
 
+import brainsr.preprocess.itk  # noqa: F401  (one ITK thread, set before ants is imported)
+
 if TYPE_CHECKING:
     import ants
 

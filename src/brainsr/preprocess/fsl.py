@@ -9,7 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainsr.preprocess.images import scoped_tmpdir
+from brainsr.base.images import scoped_tmpdir
 
 __all__ = ["FSLMissing", "bet_mask", "fast_restore", "require_fsl"]
 

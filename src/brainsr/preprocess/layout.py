@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from brainsr.paths import bids
+from brainsr.paths import bids, sidecar
 
 __all__ = [
     "INTENSITY_KEYS",
@@ -23,14 +23,8 @@ __all__ = [
     "prep_label",
     "prep_spec",
     "session_keys",
-    "sidecar",
     "transform_keys",
 ]
-
-
-def sidecar(image: str) -> str:
-    """The JSON sidecar of a ``.nii.gz`` image."""
-    return image.removesuffix(".nii.gz") + ".json"
 
 
 def prep_label(alignment: str, variant: str | None) -> str:

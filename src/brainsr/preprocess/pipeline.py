@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Mapping
@@ -19,10 +18,10 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from brainsr import __version__
-from brainsr.io import atomic_save_nifti, atomic_write_text
+from brainsr.base.images import ImageInputError, load_checked, load_scan, scoped_tmpdir, zooms_mm
+from brainsr.base.sidecar import write_sidecar
+from brainsr.io import atomic_save_nifti
 from brainsr.preprocess.bias import correct_bias
-from brainsr.preprocess.images import ImageInputError, load_checked, load_scan, scoped_tmpdir, zooms_mm
 from brainsr.preprocess.intensity import scale_session
 from brainsr.preprocess.layout import initial_key, native_chain, prep_label, prep_spec, transform_keys
 from brainsr.preprocess.register import downsample, invert_linear, register_linear, register_warp
@@ -42,11 +41,6 @@ __all__ = [
 ]
 
 REFERENCE = "T1w"
-
-
-def _sidecar(path: str | Path, **fields: object) -> None:
-    meta = {"GeneratedBy": [{"Name": "brainsr", "Version": __version__}], **fields}
-    atomic_write_text(json.dumps(meta, indent=2, default=float) + "\n", path)
 
 
 def _binary(img: nib.Nifti1Image, threshold: float = 0.5) -> np.ndarray:
@@ -110,8 +104,8 @@ def _write_brains(
     for seq, img in corrected.items():
         brain_img = nib.Nifti1Image(np.asarray(img.dataobj) * native_masks[seq], img.affine)
         atomic_save_nifti(brain_img, out_brain[seq])
-        _sidecar(
-            Path(str(out_brain[seq]).removesuffix(".nii.gz")).with_suffix(".json"),
+        write_sidecar(
+            out_brain[seq],
             Sources=[f"bids:raw:{Path(images[seq]).name}"],
             BiasCorrection=bias_info[seq],
             BrainExtraction={"engine": engine, "mask": Path(out_mask).name},
@@ -277,8 +271,8 @@ def resample_session(
     for seq, (data, scale) in scale_session(moved, mask_tpl, zooms_mm(grid), intensity).items():
         path, chain = brains[seq], chains[seq]
         atomic_save_nifti(nib.Nifti1Image(data, grid.affine), out_images[seq])
-        _sidecar(
-            Path(str(out_images[seq]).removesuffix(".nii.gz")).with_suffix(".json"),
+        write_sidecar(
+            out_images[seq],
             Sources=[Path(path).name],
             Transforms=[Path(t).name for t in chain],
             Interpolation=interpolation,

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy import ndimage as ndi
 
-from brainsr.base.arrays import bounding_box
+from brainsr.base.arrays import bounding_box, dice
 
 __all__ = [
     "TRE_METRICS",
@@ -37,7 +37,6 @@ __all__ = [
     "bias_variation",
     "bias_variations",
     "brain_points",
-    "dice",
     "display_window",
     "orthogonal_slices",
     "read_pose",
@@ -60,15 +59,6 @@ _MASK_COLOUR = "#00d5ff"
 
 
 # ------------------------------------------------------------------------------------------------ basic measures
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice overlap 2|A∩B| / (|A| + |B|) of two boolean (or nonzero) arrays; 1.0 when both are empty."""
-    a, b = np.asarray(a) != 0, np.asarray(b) != 0
-    if a.shape != b.shape:
-        raise ValueError(f"dice: shapes differ {a.shape} vs {b.shape}")
-    total = int(a.sum()) + int(b.sum())
-    if total == 0:
-        return 1.0
-    return 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
 def brain_points(mask: nib.Nifti1Image, step_mm: float = 4.0) -> np.ndarray:

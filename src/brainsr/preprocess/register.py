@@ -20,8 +20,9 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from brainsr.base.images import scoped_tmpdir
 from brainsr.io import atomic_path
-from brainsr.preprocess.images import scoped_tmpdir, to_ants
+from brainsr.preprocess.itk import to_ants
 
 __all__ = [
     "ALIGNMENTS",

@@ -48,8 +48,8 @@ def session_qc(
     volume (ml) of the session's brain mask ``native_mask`` (T1w space), for the QC gate."""
     import matplotlib.pyplot as plt
 
+    from brainsr.base.images import load_checked, zooms_mm
     from brainsr.paths import parse_bids_name
-    from brainsr.preprocess.images import load_checked, zooms_mm
     from brainsr.preprocess.qc import alignment_figure, alignment_quality
 
     tpl, tpl_mask = load_checked(template), load_checked(template_mask)

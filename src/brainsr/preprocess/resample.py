@@ -9,8 +9,9 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 
+from brainsr.base.images import scoped_tmpdir
 from brainsr.base.morphology import dilate_mm
-from brainsr.preprocess.images import scoped_tmpdir, to_ants
+from brainsr.preprocess.itk import to_ants
 
 __all__ = ["INTERPOLATIONS", "SINC_RADIUS", "brain_core", "resample", "rescale", "robust_range", "sinc_resample"]
 

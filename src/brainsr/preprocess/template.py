@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from brainsr.preprocess.images import ImageInputError, load_checked
+from brainsr.base.images import ImageInputError, load_checked
 
 __all__ = ["analysis_grid", "crop_box", "iso_grid", "load_template", "resample_to_grid", "write_grid"]
 

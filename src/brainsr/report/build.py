@@ -257,7 +257,7 @@ def figure_sequences(spec: Mapping) -> list[str]:
 
 def write_subject_figures(spec: Mapping, figures: str | Path) -> dict[str, Path]:
     """Figs. 5-9, 11 and 12 of one subject (spec built by the workflow's ``report_figures`` rule)."""
-    from brainsr.preprocess.images import load_mask
+    from brainsr.base.images import load_mask
     from brainsr.report import figures as figs
 
     figures = Path(figures)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["GENERATORS", "TrainSettings", "autocast_dtype", "pick_device"]
+__all__ = ["GENERATORS", "TrainSettings", "autocast_dtype"]
 
 #: Trainable generators (the interpolation baseline, ``identity``, has nothing to train).
 GENERATORS = ("attention_unet", "unet", "vit")
@@ -130,16 +130,6 @@ class TrainSettings:
     def critic_kwargs(self, channels: int) -> dict[str, Any]:
         """Critic D (paper 3.5): 4 blocks, dropout 0.5."""
         return {"in_channels": channels, "filters": self.critic_filters, "n_blocks": 4, "dropout": 0.5}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but no CUDA device is available")
-    return device
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from brainsr.base.device import pick_device
 from brainsr.data import PatchDataset, ScanPair, SliceDataset
 from brainsr.io import atomic_path, atomic_write_text, atomic_write_tsv
 from brainsr.models import build_model, count_parameters
@@ -40,7 +41,7 @@ from brainsr.models.critic import Critic, gradcam
 from brainsr.models.files import save_model_file
 from brainsr.train.losses import CombinedLoss, critic_guidance, critic_loss, mae, psnr, ssim
 from brainsr.train.precision import PrecisionChoice, choose_precision, model_size_key
-from brainsr.train.settings import TrainSettings, autocast_dtype, pick_device
+from brainsr.train.settings import TrainSettings, autocast_dtype
 
 log = logging.getLogger("brainsr.train")
 

@@ -1,7 +1,8 @@
-"""Reading and checking input images, and the scoped temporary directory every ANTsPy call runs in.
+"""Reading and checking input images, their geometry, and a scoped temporary directory (the base layer: every
+stage reads images through here).
 
-ANTsPy writes registration transforms and intermediate files into ``$TMPDIR`` and never deletes them;
-:func:`scoped_tmpdir` points ``$TMPDIR`` (and :mod:`tempfile`) at a private directory and removes it afterwards.
+ANTsPy (and FSL) write intermediate files into ``$TMPDIR`` and never delete them; :func:`scoped_tmpdir` points
+``$TMPDIR`` (and :mod:`tempfile`) at a private directory and removes it afterwards.
 """
 
 from __future__ import annotations
@@ -17,11 +18,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-#: ITK's multithreaded filters and metrics (N4, ANTs registration) do not give the same result twice: two 2-thread
-#: runs of one session's preparation differed in 3500 brain-mask voxels, two 1-thread runs in none. One ITK thread
-#: per process (unless the user sets it) makes preprocessing deterministic; the workflow runs jobs side by side.
-os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
-
 __all__ = [
     "ImageInputError",
     "Loader",
@@ -31,7 +27,6 @@ __all__ = [
     "load_on_grid",
     "load_scan",
     "scoped_tmpdir",
-    "to_ants",
     "zooms_mm",
 ]
 
@@ -201,14 +196,3 @@ def load_mask(path: str | os.PathLike, load: Loader = load_checked) -> tuple[np.
     if not mask.any():
         raise ImageInputError(path, "the brain mask is empty")
     return mask, img
-
-
-def to_ants(img: nib.Nifti1Image) -> object:
-    """A nibabel image as an ``ants.ANTsImage`` (float32, same world geometry)."""
-    import ants
-
-    clean = nib.Nifti1Image(np.asarray(img.dataobj, dtype=np.float32), img.affine)
-    clean.set_qform(img.affine, code=1)
-    clean.set_sform(img.affine, code=1)
-    clean.header.set_xyzt_units("mm", "sec")  # "unknown" time units make ANTsPy print a warning per call
-    return ants.from_nibabel_nifti(clean)
