@@ -37,6 +37,7 @@ __all__ = [
     "register_keys",
     "register_session",
     "resample_session",
+    "session_on_iso",
     "transform_keys",
 ]
 
@@ -113,6 +114,47 @@ def _write_brains(
         )
 
 
+def _correct(
+    loaded: Mapping[str, nib.Nifti1Image], bias: Mapping[str, object], timings: dict[str, float]
+) -> tuple[dict[str, nib.Nifti1Image], dict[str, Any]]:
+    """Each sequence bias-corrected on its native grid, and the correction's record."""
+    corrected, info = {}, {}
+    for seq, img in loaded.items():
+        corrected[seq], info[seq] = correct_bias(img, str(bias["engine"]), fit_mm=float(bias["fit_mm"]))
+        timings[f"bias_{seq}"] = info[seq]["seconds"]
+    return corrected, info
+
+
+def _align_on_iso(
+    corrected: Mapping[str, nib.Nifti1Image],
+    grid: tuple[np.ndarray, tuple[int, ...]],
+    staging: Path,
+    level_mm: float,
+    timings: dict[str, float],
+) -> tuple[dict[str, nib.Nifti1Image], dict[str, str]]:
+    """T1w on the isotropic ``grid`` (affine, shape) and every other sequence rigidly registered to it (Mattes MI
+    at ``level_mm``; transforms written under ``staging``) and resampled onto it: what brain extraction sees."""
+    ref = resample_to_grid(corrected[REFERENCE], grid[0], grid[1], order=1)
+    on_iso, staged = {REFERENCE: ref}, {seq: str(staging / f"{seq}.mat") for seq in corrected if seq != REFERENCE}
+    for seq, path in staged.items():
+        info = register_linear(ref, corrected[seq], "rigid", "mi", path, level_mm=level_mm)
+        timings[f"rigid_{seq}_to_{REFERENCE}"] = info["seconds"]
+        on_iso[seq] = resample(corrected[seq], ref, [path], "linear")
+    return on_iso, staged
+
+
+def session_on_iso(
+    images: Mapping[str, str], *, bias: Mapping[str, object], iso_mm: float = 1.0, level_mm: float = 3.0
+) -> dict[str, nib.Nifti1Image]:
+    """The images brain extraction sees in :func:`prepare_session` (bias-corrected, aligned to T1w, on the
+    isotropic T1w-space grid), for measuring engines side by side (benchmarks/brain_extraction.py)."""
+    loaded = {seq: load_scan(path) for seq, path in images.items()}
+    corrected, _ = _correct(loaded, bias, {})
+    with scoped_tmpdir(prefix="brainsr-xfm-") as staging:
+        on_iso, _ = _align_on_iso(corrected, iso_grid(loaded[REFERENCE], iso_mm), staging, level_mm, {})
+    return on_iso
+
+
 def prepare_session(
     images: Mapping[str, str],
     *,
@@ -140,18 +182,9 @@ def prepare_session(
         user_mask = _binary(resample(load_checked(manual_mask), grid, [], "nearest"))
         if not user_mask.any():
             raise ImageInputError(manual_mask, "manual brain mask is empty on the session grid")
-    corrected, bias_info = {}, {}
-    for seq, img in loaded.items():
-        corrected[seq], bias_info[seq] = correct_bias(img, str(bias["engine"]), fit_mm=float(bias["fit_mm"]))
-        timings[f"bias_{seq}"] = bias_info[seq]["seconds"]
-    ref_nib = resample_to_grid(corrected[REFERENCE], affine, shape, order=1)
-    on_iso = {REFERENCE: ref_nib}
+    corrected, bias_info = _correct(loaded, bias, timings)
     with scoped_tmpdir(prefix="brainsr-xfm-") as staging:  # transforms are published with the other outputs
-        staged = {seq: str(staging / f"{seq}.mat") for seq in corrected if seq != REFERENCE}
-        for seq, path in staged.items():
-            info = register_linear(ref_nib, corrected[seq], "rigid", "mi", path, level_mm=level_mm)
-            timings[f"rigid_{seq}_to_{REFERENCE}"] = info["seconds"]
-            on_iso[seq] = resample(corrected[seq], ref_nib, [path], "linear")
+        on_iso, staged = _align_on_iso(corrected, (affine, shape), staging, level_mm, timings)
         start = time.perf_counter()
         mask, engine = _session_mask(user_mask, on_iso, brain, images[REFERENCE])
         timings["brain_extraction"] = time.perf_counter() - start
