@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -16,25 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 ENV_DIR = REPO / "envs"
 ENV_FILES = sorted(ENV_DIR.glob("*.yaml"))
 
-#: Environments the workflow rules refer to, with the packages each must provide at least.
-EXPECTED_ENVS = {
-    "brainsr": set(),  # all of pyproject, checked separately
-    "imaging": {
-        "nibabel",
-        "nilearn",
-        "antspyx",
-        "deepbet",
-        "torch",
-        "fslpy",
-        "scikit-image",
-        "scipy",
-        "threadpoolctl",
-        "numpy",
-        "pandas",
-    },
-    "torch": {"torch", "torchio", "tensorboard", "tqdm", "numpy"},
-    "report": {"pandas", "matplotlib", "seaborn", "nilearn"},
-}
+#: The one environment every rule names.
+ENV = ENV_DIR / "brainsr.yaml"
 
 
 def _normalise(name: str) -> str:
@@ -66,8 +51,27 @@ def _conda_packages(path: Path) -> list[str]:
     return [d for d in _env(path)["dependencies"] if isinstance(d, str)]
 
 
-def test_expected_env_files_exist() -> None:
-    assert {p.stem for p in ENV_FILES} >= set(EXPECTED_ENVS)
+def test_one_environment_named_by_every_rule() -> None:
+    assert ENV_FILES == [ENV]
+    smk = [*(REPO / "workflow" / "rules").glob("*.smk")]
+    named = {m for path in smk for m in re.findall(r'conda:\s*\n\s*"([^"]+)"', path.read_text())}
+    assert named == {"../../envs/brainsr.yaml"}
+    # every shell rule names one (snakemake --lint, tests/test_workflow.py, flags a rule without)
+
+
+def test_post_deploy_installs_this_checkout(tmp_path: Path) -> None:
+    """Snakemake runs envs/brainsr.post-deploy.sh in the new environment: it must pip-install the repository root
+    (editable, no dependencies). A stand-in pip records its arguments."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "pip").write_text('#!/bin/sh\necho "$@" > "$RECORD"\n')
+    (fake / "pip").chmod(0o755)
+    script = ENV_DIR / "brainsr.post-deploy.sh"
+    assert script.read_text().startswith("#!/bin/sh\n")
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "RECORD": str(tmp_path / "args")}
+    subprocess.run(["sh", str(script)], check=True, env=env, cwd=tmp_path)
+    args = (tmp_path / "args").read_text().split()
+    assert args[:3] == ["install", "--no-deps", "-e"] and Path(args[3]).resolve() == REPO
 
 
 @pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
@@ -80,7 +84,7 @@ def test_env_layout(path: Path) -> None:
             break
         header.append(line)
     assert header, f"{path.name}: start with a comment explaining the environment"
-    assert "`brainsr` command-line interface" in " ".join(header), f"{path.name}: say how to get brainsr"
+    assert "post-deploy" in " ".join(header), f"{path.name}: say how brainsr gets into it"
 
 
 @pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
@@ -109,12 +113,6 @@ def test_pip_requirements_match_pyproject(path: Path) -> None:
         assert req.marker == declared[name].marker, f"{path.name}: marker of {req.name}"
 
 
-@pytest.mark.parametrize("stem", sorted(EXPECTED_ENVS))
-def test_env_provides_its_packages(stem: str) -> None:
-    names = {_normalise(r.name) for r in _pip_requirements(ENV_DIR / f"{stem}.yaml")}
-    assert names >= EXPECTED_ENVS[stem]
-
-
 def test_brainsr_env_covers_all_pyproject_dependencies() -> None:
     names = {_normalise(r.name) for r in _pip_requirements(ENV_DIR / "brainsr.yaml")}
     assert names == set(_pyproject_requirements())
@@ -132,8 +130,8 @@ def test_torch_pins() -> None:
             if _normalise(req.name) == "torchio":
                 seen_torchio += 1
                 assert any(s.operator == "<" and s.version == "2" for s in req.specifier), where
-    assert seen_torch >= 3  # pyproject, envs/brainsr.yaml, envs/torch.yaml
-    assert seen_torchio >= 3
+    assert seen_torch == 2  # pyproject, envs/brainsr.yaml
+    assert seen_torchio == 2
 
 
 def test_nipype_is_not_a_dependency_and_the_readme_says_why() -> None:

@@ -18,7 +18,7 @@ rule evaluate_lesion_prior:
         benchmark_path("evaluate_lesion_prior")
     threads: 1
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         **L.resources_for("evaluate"),
     shell:
@@ -45,7 +45,7 @@ rule evaluate_research:
         benchmark_path("evaluate_research", subject="{subject}", desc="{desc}")
     threads: 1
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         **L.resources_for("evaluate"),
     shell:
@@ -75,7 +75,7 @@ rule evaluate_clinical:
         benchmark_path("evaluate_clinical", subject="{subject}", desc="{desc}")
     threads: 1
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         **L.resources_for("evaluate"),
     shell:
@@ -104,7 +104,7 @@ rule evaluate_month:
         benchmark_path("evaluate_month", **_WC)
     threads: 1
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         **L.resources_for("evaluate"),
     shell:
@@ -145,7 +145,7 @@ rule report_tables:
         benchmark_path("report_tables")
     threads: 1
     conda:
-        "../../envs/report.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -171,7 +171,7 @@ rule report_figures:
         benchmark_path("report_figures")
     threads: 1
     conda:
-        "../../envs/report.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -195,7 +195,7 @@ rule report_rating:
         benchmark_path("report_rating")
     threads: 1
     conda:
-        "../../envs/report.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         mem_mb=2000,
         runtime=10,

@@ -34,7 +34,7 @@ rule preprocess_template:
         benchmark_path("preprocess_template")
     threads: 1
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -80,7 +80,7 @@ for _role, _subjects in L.prep_roles().items():
             benchmark_path(f"preprocess_{_role}", subject="{subject}", session="{session}")
         threads: 1  # single-threaded ITK: the same inputs give the same outputs
         conda:
-            "../../envs/imaging.yaml"
+            "../../envs/brainsr.yaml"
         resources:
             **L.resources_for("preprocess"),
         shell:
@@ -105,7 +105,7 @@ if SYNTHETIC:
             benchmark_path("preprocess_accuracy", subject="{subject}", session="{session}")
         threads: 1
         conda:
-            "../../envs/imaging.yaml"
+            "../../envs/brainsr.yaml"
         resources:
             **L.resources_for("qc"),
         shell:
@@ -128,7 +128,7 @@ rule preprocess_qc_gate:
     threads: 1
     localrule: True
     conda:
-        "../../envs/report.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
@@ -159,7 +159,7 @@ rule preprocess_tables:
     threads: 1
     localrule: True
     conda:
-        "../../envs/report.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         mem_mb=2000,
         runtime=10,

@@ -20,7 +20,7 @@ rule bids_inventory:
         benchmark_path("bids_inventory")
     threads: 1
     conda:
-        "../../envs/imaging.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
@@ -49,7 +49,7 @@ rule cohort_qc:
         benchmark_path("cohort_qc")
     threads: 1
     conda:
-        "../../envs/report.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         **L.resources_for("qc"),
     shell:

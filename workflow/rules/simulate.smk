@@ -18,7 +18,7 @@ if SYNTHETIC:
         localrule: True
         threads: 1
         conda:
-            "../../envs/imaging.yaml"
+            "../../envs/brainsr.yaml"
         resources:
             mem_mb=1000,
             runtime=10,
@@ -44,7 +44,7 @@ if SYNTHETIC:
             benchmark_path("simulate_patient", subject="{subject}")
         threads: 1
         conda:
-            "../../envs/imaging.yaml"
+            "../../envs/brainsr.yaml"
         resources:
             **L.resources_for("simulate"),
         shell:
@@ -69,7 +69,7 @@ if SYNTHETIC:
             benchmark_path("simulate_control", subject="{subject}")
         threads: 1
         conda:
-            "../../envs/imaging.yaml"
+            "../../envs/brainsr.yaml"
         resources:
             **L.resources_for("simulate"),
         shell:

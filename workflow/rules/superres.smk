@@ -38,7 +38,7 @@ rule superres_train:
         benchmark_path("superres_train", experiment="{experiment}")
     threads: SR["threads"]
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         gpu=1,
         **L.resources_for("train"),
@@ -71,7 +71,7 @@ rule superres_infer:
         benchmark_path("superres_infer", subject="{subject}", method="{method}")
     threads: SR["threads"]
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         gpu=lambda wc: int(wc.method in L.experiments),
         **L.resources_for("infer"),
@@ -96,7 +96,7 @@ rule superres_tables:
     localrule: True
     threads: 1
     conda:
-        "../../envs/report.yaml"
+        "../../envs/brainsr.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
