@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from brainsr.preprocess.gate import decide, failed_subjects, robust_z, update_gate
 from brainsr.train.spec import gated
@@ -18,7 +19,10 @@ def test_robust_z_by_hand() -> None:
     """Cohort 1, 2, 3, 4, 100: median 3, MAD 1 (|x - 3| = 2, 1, 0, 1, 97), scale 1.4826."""
     cohort = np.array([1.0, 2.0, 3.0, 4.0, 100.0])
     np.testing.assert_allclose(robust_z(cohort, cohort), np.array([-2, -1, 0, 1, 97]) / 1.4826)
-    assert robust_z(np.array([5.0]), np.array([2.0, 2.0, 2.0]))[0] == 0.0  # no spread: no outlier
+    # a tight cohort: the spread is at least 10 % of the median (adults' ICVs differ by about that much)
+    assert robust_z(np.array([5.0]), np.array([2.0, 2.0, 2.0]))[0] == pytest.approx((5 - 2) / 0.2)
+    tiny = np.array([1790.0, 1793.0, 1816.0, 1820.0, 1740.0, 1752.0, 1500.0, 1490.0])  # a tiny run's sessions
+    assert robust_z(np.array([1490.0]), tiny)[0] == pytest.approx((1490 - 1771) / 177.1)  # a smaller head: z -1.6
 
 
 def _qc_table(folder: Path, subject: str, session: str, ncc: float, brain_ml: float, dice: float = 0.88) -> Path:

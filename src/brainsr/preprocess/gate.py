@@ -1,9 +1,10 @@
 """The preprocessing QC gate: which sessions are fit to train on and to report with the rest (issue 20; the paper
 checked and hand-edited every brain mask, section 3.1).
 
-A session fails when its brain mask volume is an outlier of the cohort (robust z, median and MAD over every
-session, beyond ``max_volume_z``) or when the primary prep's T1w is poorly aligned to the template (normalised
-cross-correlation below ``min_ncc``, or the mask's Dice with the template mask below ``min_mask_dice``).
+A session fails when its brain mask volume is an outlier of the cohort (robust z: median and 1.4826 MAD over
+every session, the spread at least 10 % of the median, beyond ``max_volume_z``) or when the primary prep's T1w is
+poorly aligned to the template (normalised cross-correlation below ``min_ncc``, or the mask's Dice with the
+template mask below ``min_mask_dice``).
 
 Decisions are frozen on first use, like ``splits.tsv``: the ledger (``<output_dir>/qc_gate.tsv``) keeps every
 decision made, and a later run decides only the sessions it has not seen (against the cohort as it is then), so
@@ -28,12 +29,19 @@ __all__ = ["LEDGER_COLUMNS", "decide", "failed_subjects", "robust_z", "update_ga
 LEDGER_COLUMNS = ("subject", "session", "brain_ml", "volume_z", "ncc", "mask_dice", "status", "reason", "decided")
 
 
+#: Smallest spread of the cohort's mask volumes, as a fraction of their median: adults' intracranial volumes
+#: differ by about 10 % (SD), and a small cohort's MAD can be far tighter (the tiny preset's eight sessions: 40 ml),
+#: which made a subject with a smaller head an outlier.
+MIN_VOLUME_SPREAD = 0.10
+
+
 def robust_z(values: np.ndarray, cohort: np.ndarray) -> np.ndarray:
-    """(x - median) / (1.4826 MAD) of ``values`` against ``cohort``: a z-score that one outlier cannot hide
-    behind (0 where the cohort's MAD is 0)."""
+    """(x - median) / scale of ``values`` against ``cohort``, scale = 1.4826 MAD (a spread that one outlier
+    cannot inflate), at least :data:`MIN_VOLUME_SPREAD` x the median."""
     values, cohort = np.asarray(values, float), np.asarray(cohort, float)
-    mad = 1.4826 * np.median(np.abs(cohort - np.median(cohort)))
-    return np.zeros_like(values) if mad == 0 else (values - np.median(cohort)) / mad
+    centre = np.median(cohort)
+    scale = max(1.4826 * np.median(np.abs(cohort - centre)), MIN_VOLUME_SPREAD * abs(centre))
+    return np.zeros_like(values) if scale == 0 else (values - centre) / scale
 
 
 def decide(sessions: pd.DataFrame, cohort_ml: np.ndarray, settings: Mapping[str, Any]) -> pd.DataFrame:
