@@ -114,7 +114,7 @@ if SYNTHETIC:
 
 rule preprocess_qc_gate:
     input:
-        quality=[L.prep.qc(sub, ses, ".tsv") for sub, ses in L.all_prep_sessions()],
+        quality=L.gate_quality(training=True),
     output:
         L.group["prep_gate"],
     params:
@@ -133,7 +133,7 @@ rule preprocess_qc_gate:
         mem_mb=1000,
         runtime=10,
     shell:
-        "brainsr preprocess gate --quality {input.quality} --ledger {params.ledger} "
+        "brainsr preprocess gate --quality {input.quality:q} --ledger {params.ledger} "
         "--settings-json {params.settings:q} --prep {params.prep} --out {output} > {log} 2>&1"
 
 

@@ -112,7 +112,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_accuracy)
 
     q = pre_sub.add_parser("gate", help="QC gate: which sessions to train on and report with the rest")
-    q.add_argument("--quality", nargs="+", required=True, help="every session's alignment-QC table")
+    q.add_argument("--quality", nargs="*", default=[], help="the alignment-QC tables of the sessions to decide")
     q.add_argument("--ledger", required=True, help="decisions made so far (frozen; new sessions are added)")
     q.add_argument("--settings-json", required=True, type=json_object, help="config 'preprocess.qc_gate'")
     q.add_argument("--prep", required=True, help="the prep whose alignment is judged (config 'preprocess.primary')")

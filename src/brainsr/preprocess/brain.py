@@ -77,6 +77,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "t2_fraction": 0.5,  # CSF: T2w above median + t2_fraction x (98th percentile - median) within the brain
         "t2_close_steps": 2,  # 6-connected closing steps over the grown mask (bridges the thin CSF shell)
         "expand_mm": None,  # final dilation; None: 0 with T2w, 2 without (T1w alone shows no CSF edge)
+        # deepbet draws a "brain" even in noise (329 ml in a 96 mm cube of uniform noise, grown), where the other
+        # engines find none; adults' intracranial volumes are 1100-1900 ml, so less than 800 ml is a failure
+        "min_volume_ml": 800.0,
     },
     "morph": {
         "tissue_sequences": ("T1w", "FLAIR"),  # dark-CSF images whose bright masks are intersected (those given)

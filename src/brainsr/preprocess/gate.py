@@ -75,10 +75,20 @@ def _sessions(quality: Sequence[str | Path], prep: str) -> pd.DataFrame:
 
 
 def update_gate(
-    quality: Sequence[str | Path], ledger: str | Path, settings: Mapping[str, Any], prep: str, out: str | Path
+    quality: Sequence[str | Path],
+    ledger: str | Path,
+    settings: Mapping[str, Any],
+    prep: str,
+    out: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Decide the sessions of ``quality`` that ``ledger`` lacks, add them to it, and write the gate table (the
-    ledger's rows of these sessions, with ``override`` and the ``final`` status) to ``out``."""
+    """Decide the sessions of ``quality`` that ``ledger`` lacks, add them to it, and return (and write to ``out``)
+    the gate table: the ledger's rows of these sessions, with ``override`` and the ``final`` status."""
+    columns = [*LEDGER_COLUMNS, "override", "final"]
+    if not quality:
+        empty = pd.DataFrame(columns=columns)
+        if out is not None:
+            atomic_write_tsv(empty, out)
+        return empty
     sessions = _sessions(quality, prep)
     ledger = Path(ledger)
     known = pd.read_csv(ledger, sep="\t", dtype={"subject": str, "session": str}) if ledger.exists() else None
@@ -97,21 +107,21 @@ def update_gate(
     table["final"] = np.where(table["override"] != "", table["override"], table["status"])
     if not settings.get("enabled", True):
         table["final"] = "pass"
-    table = table.sort_values(["subject", "session"]).reset_index(drop=True)
-    atomic_write_tsv(table[[*LEDGER_COLUMNS, "override", "final"]], out, float_format="%.6g")
+    table = table.sort_values(["subject", "session"]).reset_index(drop=True)[columns]
+    if out is not None:
+        atomic_write_tsv(table, out, float_format="%.6g")
     return table
 
 
-def failed_subjects(gate: Mapping[str, Any] | None) -> list[str]:
+def failed_subjects(gate: Mapping[str, Any] | None, table: pd.DataFrame | None = None) -> list[str]:
     """Subjects kept out by the QC gate: ``gate`` is ``{"table": gate table, "enabled", "override": {subject:
-    pass | fail}}`` (the workflow's spec); a subject fails with any failed session, unless overridden. None
-    without a gate, when it is disabled, or before its table exists."""
+    pass | fail}}`` (the workflow's spec; ``table`` given: that table instead of the file); a subject fails with
+    any failed session, unless overridden. None without a gate, when it is disabled, or before its table exists."""
     gate = gate or {}
     if not gate.get("enabled", True):
         return []
     override = {str(k): str(v) for k, v in (gate.get("override") or {}).items()}
-    failed = set()
-    if gate.get("table") and Path(gate["table"]).exists():
+    if table is None and gate.get("table") and Path(gate["table"]).exists():
         table = pd.read_csv(gate["table"], sep="\t", dtype={"subject": str, "session": str})
-        failed = set(table.loc[table["status"] == "fail", "subject"])
+    failed = set(table.loc[table["status"] == "fail", "subject"]) if table is not None else set()
     return sorted({s for s in failed if override.get(s) != "pass"} | {s for s, v in override.items() if v == "fail"})

@@ -102,13 +102,11 @@ def _experiments(methods: Mapping) -> list[str]:
     return [m for m in methods if methods[m]["kind"] == "experiment"]
 
 
-def _gate_frames(spec: Mapping, failed: list[str]) -> dict[str, pd.DataFrame]:
+def _gate_frames(spec: Mapping, failed: list[str], gate: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The preprocessing QC gate's table (how each session was decided, and whether its results are reported with
     the rest) and the image metrics of the evaluated subjects it failed, reported apart from the group tables."""
     from brainsr.preprocess.gate import LEDGER_COLUMNS
 
-    table = (spec.get("qc_gate") or {}).get("table")
-    gate = pd.read_csv(table, sep="\t", dtype={"subject": str, "session": str}) if table else pd.DataFrame()
     if len(gate):
         gate = gate[list(LEDGER_COLUMNS)].assign(reported=["apart" if s in failed else "" for s in gate.subject])
     else:
@@ -124,14 +122,26 @@ def _gate_frames(spec: Mapping, failed: list[str]) -> dict[str, pd.DataFrame]:
     return {"qc_gate": gate, "qc_failed": image}
 
 
+def _gate_table(spec: Mapping) -> pd.DataFrame:
+    """Every session's QC-gate decision: the training and validation sessions' as frozen by the gate job, the
+    others (test subjects, controls) decided now, against the same ledger (brainsr.preprocess.gate)."""
+    from brainsr.preprocess.gate import update_gate
+
+    gate = spec.get("qc_gate") or {}
+    if not gate.get("quality"):
+        return pd.DataFrame()
+    return update_gate(gate["quality"], gate["ledger"], gate["settings"], gate["prep"])
+
+
 def _group_frames(spec: Mapping) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Every group table by its ``GROUP_TABLES`` key, from the evaluation files of the spec, and the control
     subjects' volumes (Fig. 13). Subjects that the preprocessing QC gate failed are left out of every group table
     and reported apart (``qc_failed``)."""
     from brainsr.preprocess.gate import failed_subjects
 
-    failed = failed_subjects(spec.get("qc_gate"))
-    gated = _gate_frames(spec, failed)
+    table = _gate_table(spec)
+    failed = failed_subjects(spec.get("qc_gate"), table if len(table) else None)
+    gated = _gate_frames(spec, failed, table)
     spec = {
         **spec,
         "subjects": {s: p for s, p in spec["subjects"].items() if s not in failed},

@@ -499,6 +499,13 @@ class RunLayout:
         override = {s: v for s, v in gate["override"].items() if splits is None or self.split.get(s) in splits}
         return {"table": self.group["prep_gate"], "enabled": gate["enabled"], "override": override}
 
+    def gate_quality(self, training: bool) -> list[str]:
+        """QC tables the gate decides on: the training and validation subjects' sessions (the gate job, which
+        training waits for: a failed test subject cannot hold training up), or every session (the report)."""
+        picked = {s for s in self.patients if self.split.get(s) in ("train", "validation")}
+        sessions = [(s, t) for s, t in self.all_prep_sessions() if not training or s in picked]
+        return [self.prep.qc(s, t, ".tsv") for s, t in sessions]
+
     def sr_image(self, subject: str, method: str, seq: str, space: bool = True) -> str:
         """Upsampled (or interpolated) clinical scan: template grid (space=True) or the native clinical grid."""
         kw = dict(subject=subject, session=self.clin, datatype="anat", desc=method, suffix=seq)
@@ -672,7 +679,13 @@ class RunLayout:
             "truth": self.synthetic,
             "sessions": {"clinical": self.clin, "research": self.res},
             "patterns": pattern,
-            "qc_gate": self.gate_spec(),
+            "qc_gate": {
+                **self.gate_spec(),
+                "quality": self.gate_quality(training=False),
+                "ledger": self.gate_ledger,
+                "settings": self.pre["qc_gate"],
+                "prep": self.pre["primary"],
+            },
         }
         return json.dumps(spec, sort_keys=True)
 
@@ -686,7 +699,7 @@ class RunLayout:
                 kinds += ["imagemetrics"] if ses == self.clin else []
             files += [self.eval_file(sub, ses, desc, k) for k in kinds]
         files += [self.model_file(e, "summary") for e in self.experiments if e in self.methods]
-        return [*files, self.group["prep_gate"]]
+        return [*files, self.group["prep_gate"], *self.gate_quality(training=False)]
 
     def table_file(self, key: str) -> str:
         """tables/<group table> (GROUP_TABLES)."""
