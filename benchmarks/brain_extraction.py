@@ -26,6 +26,7 @@ import yaml
 
 from brainsr.base.arrays import dice
 from brainsr.config import validate_config
+from brainsr.io import write_with_summary
 from brainsr.preprocess.brain import extract_brain
 from brainsr.preprocess.pipeline import session_on_iso
 from brainsr.preprocess.resample import resample
@@ -106,10 +107,7 @@ def main() -> None:
         rows += measure(args.cohort, ids, args.engines, pre)
         print(pd.DataFrame(rows[-len(args.engines) :]).to_string(index=False, header=len(rows) == len(args.engines)))
     table = pd.DataFrame(rows)
-    table.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
-    summary = summarise(table)
-    summary.to_csv(args.out.with_name(args.out.stem + "_summary.tsv"), sep="\t", index=False, float_format="%.4f")
-    print(summary.to_string(index=False))
+    write_with_summary(table, summarise(table), args.out)
 
 
 if __name__ == "__main__":

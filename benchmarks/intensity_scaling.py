@@ -23,6 +23,7 @@ import yaml
 
 from brainsr import SEQUENCES, TEMPLATE_SPACE
 from brainsr.config import validate_config
+from brainsr.io import write_with_summary
 from brainsr.preprocess.layout import PrepLayout, intensity_settings
 from brainsr.preprocess.pipeline import resample_session
 from brainsr.preprocess.qc import _resample_nearest
@@ -105,10 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     config = validate_config(yaml.safe_load(args.config.read_text()))
     table = pd.concat([measure(args.run, m, config) for m in args.methods], ignore_index=True)
-    table.to_csv(args.out, sep="\t", index=False, float_format="%.4f")
-    summary = summarise(table)
-    summary.to_csv(args.out.with_name(args.out.stem + "_summary.tsv"), sep="\t", index=False, float_format="%.4f")
-    print(summary.to_string(index=False))
+    write_with_summary(table, summarise(table), args.out)
 
 
 if __name__ == "__main__":

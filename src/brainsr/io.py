@@ -72,3 +72,12 @@ def atomic_savez(path: str | os.PathLike, **arrays: object) -> Path:
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, **arrays)
     return Path(path)
+
+
+def write_with_summary(table: pd.DataFrame, summary: pd.DataFrame, out: str | os.PathLike) -> None:
+    """A measurement's table at ``out`` and its summary beside it (``<stem>_summary.tsv``), then the summary printed
+    (the benchmark scripts' output)."""
+    out = Path(out)
+    atomic_write_tsv(table, out, float_format="%.4f")
+    atomic_write_tsv(summary, out.with_name(out.stem + "_summary.tsv"), float_format="%.4f")
+    print(summary.to_string(index=False))
