@@ -107,9 +107,11 @@ def test_tiny_preset_end_to_end(tiny_run):
     error = 100 * (volume.mask_volume_ml / volume.gt_volume_ml - 1)
     assert error.abs().max() < 5.0, error  # every session within 5 % of the true intracranial volume
     assert not list(tmp_path.glob("tmp/*")), "ANTsPy left temporary files"
-    gate = pd.read_csv(res / "tables" / "preprocess_qc_gate.tsv", sep="\t")
-    assert len(gate) == 8 and (gate.final == "pass").all(), gate  # every session passes the QC gate
-    assert (res / "qc_gate.tsv").is_file()  # the frozen decisions, beside splits.tsv
+    gate = pd.read_csv(res / "tables" / "preprocess_qc_gate.tsv", sep="\t", dtype={"subject": str})
+    assert set(gate.subject) == {"P002", "P003"} and (gate.final == "pass").all(), gate  # train and validation
+    decisions = pd.read_csv(res / "tables" / "evaluation_qc_gate.tsv", sep="\t")
+    assert len(decisions) == 8 and (decisions.status == "pass").all(), decisions  # every session, in the report
+    assert len(pd.read_csv(res / "qc_gate.tsv", sep="\t")) == 8  # the frozen decisions, beside splits.tsv
     check_superres(res)
     check_evaluation(res, tmp_path)
     inv = pd.read_csv(res / "tables" / "bids_inventory.tsv", sep="\t")
@@ -154,7 +156,6 @@ def test_tiny_preset_end_to_end(tiny_run):
         "preprocess_evaluated": 2,  # one job per session: affinecr, affinemi, warp; affinelinear, affinesinc, warp
         "preprocess_accuracy": 2,
         "preprocess_tables": 1,
-        "preprocess_qc_gate": 1,  # a group job; training reads its frozen decisions (ancient)
         "superres_infer": len(TINY_METHODS),  # the new test subject, every method; no training
         # its evaluation, one job per scan set: every method, plus its research scans of the three preps; then the
         # group tables
@@ -178,7 +179,7 @@ def test_tiny_preset_end_to_end(tiny_run):
         "preprocess_training": 1,  # the session, with the training subject's preps: affinelinear, warp
         "preprocess_accuracy": 1,
         "preprocess_tables": 1,
-        "preprocess_qc_gate": 1,  # a group job; training reads its frozen decisions (ancient)
+        "preprocess_qc_gate": 1,  # a training session changed; a new test subject does not rerun it
         # sub-P002 is the training subject: every experiment retrains, the two evaluated subjects are upsampled
         # and evaluated again (the interpolation baselines and research scans are untouched)
         "superres_train": len(TINY_EXPERIMENTS),
@@ -325,7 +326,6 @@ def test_bids_dir_points_the_workflow_at_an_existing_dataset(tmp_path, p1_cohort
         "bids_inventory": 1,
         "preprocess_evaluated": 2,  # per session: affinemi, affinecr; affinelinear
         "preprocess_tables": 1,
-        "preprocess_qc_gate": 1,  # a group job; training reads its frozen decisions (ancient)
         "superres_infer": preps,
         "evaluate_clinical": preps,  # one job per scan set: the baseline's, and the research scans'
         "evaluate_research": preps,

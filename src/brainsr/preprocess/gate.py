@@ -91,7 +91,11 @@ def update_gate(
         return empty
     sessions = _sessions(quality, prep)
     ledger = Path(ledger)
-    known = pd.read_csv(ledger, sep="\t", dtype={"subject": str, "session": str}) if ledger.exists() else None
+    known = (
+        pd.read_csv(ledger, sep="\t", dtype={"subject": str, "session": str, "reason": str}).fillna({"reason": ""})
+        if ledger.exists()
+        else None
+    )
     known = known if known is not None else pd.DataFrame(columns=list(LEDGER_COLUMNS))
     seen = set(zip(known["subject"], known["session"], strict=True))
     new = sessions[[(s, t) not in seen for s, t in zip(sessions["subject"], sessions["session"], strict=True)]]
