@@ -74,6 +74,16 @@ def _sessions(quality: Sequence[str | Path], prep: str) -> pd.DataFrame:
     return rows[["subject", "session", "brain_ml", "ncc", "mask_dice"]]
 
 
+def _finals(table: pd.DataFrame, gate: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Each row's override (config, by subject) and final status: the override where given, else the frozen
+    status; ``pass`` everywhere when the gate is disabled."""
+    override = {str(k): str(v) for k, v in (gate.get("override") or {}).items()}
+    given = [override.get(s, "") for s in table["subject"]]
+    if not gate.get("enabled", True):
+        return given, ["pass"] * len(given)
+    return given, [o or st for o, st in zip(given, table["status"], strict=True)]
+
+
 def update_gate(
     quality: Sequence[str | Path],
     ledger: str | Path,
@@ -106,11 +116,7 @@ def update_gate(
         atomic_write_tsv(known[list(LEDGER_COLUMNS)], ledger, float_format="%.6g")
     keys = set(zip(sessions["subject"], sessions["session"], strict=True))
     table = known[[(s, t) in keys for s, t in zip(known["subject"], known["session"], strict=True)]].copy()
-    override = {str(k): str(v) for k, v in settings.get("override", {}).items()}
-    table["override"] = [override.get(s, "") for s in table["subject"]]
-    table["final"] = np.where(table["override"] != "", table["override"], table["status"])
-    if not settings.get("enabled", True):
-        table["final"] = "pass"
+    table["override"], table["final"] = _finals(table, settings)
     table = table.sort_values(["subject", "session"]).reset_index(drop=True)[columns]
     if out is not None:
         atomic_write_tsv(table, out, float_format="%.6g")
@@ -124,8 +130,10 @@ def failed_subjects(gate: Mapping[str, Any] | None, table: pd.DataFrame | None =
     gate = gate or {}
     if not gate.get("enabled", True):
         return []
-    override = {str(k): str(v) for k, v in (gate.get("override") or {}).items()}
     if table is None and gate.get("table") and Path(gate["table"]).exists():
         table = pd.read_csv(gate["table"], sep="\t", dtype={"subject": str, "session": str})
-    failed = set(table.loc[table["status"] == "fail", "subject"]) if table is not None else set()
-    return sorted({s for s in failed if override.get(s) != "pass"} | {s for s, v in override.items() if v == "fail"})
+    forced = {str(s) for s, v in (gate.get("override") or {}).items() if v == "fail"}
+    if table is None:
+        return sorted(forced)
+    _, final = _finals(table, gate)
+    return sorted({s for s, f in zip(table["subject"], final, strict=True) if f == "fail"} | forced)
