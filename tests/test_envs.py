@@ -31,7 +31,9 @@ def _pyproject() -> dict[str, Any]:
 
 
 def _pyproject_requirements() -> dict[str, Requirement]:
-    reqs = [Requirement(line) for line in _pyproject()["project"]["dependencies"]]
+    """The package's dependencies and its `slurm` extra: the one environment holds both (issue 21)."""
+    project = _pyproject()["project"]
+    reqs = [Requirement(line) for line in project["dependencies"] + project["optional-dependencies"]["slurm"]]
     return {_normalise(r.name): r for r in reqs}
 
 

@@ -230,3 +230,46 @@ def test_scan_set_evaluation_does_not_import_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["0", "False"], done.stderr
     assert json.loads(Path(out["imagemetrics"]).read_text())["mean"]["ssim_brain"] < 1
+
+
+def test_agreement_takes_the_truth_through_the_scan_sets_preprocessing(tmp_path, caplog):
+    """--truth-chain/--truth-pose/--truth-field: with identities the truth is the template-frame one; a true pose
+    that the (identity) registration missed moves the labels, and the overlap drops."""
+    import ants
+
+    from brainsr.base.images import scoped_tmpdir
+
+    images, mask, lab = _phantom(tmp_path)
+    truth, lookup = _truth(tmp_path, lab)
+    seg = tmp_path / "dseg.nii.gz"
+    _cli(
+        "segment",
+        "classes",
+        *["--image", *_kv(images)],
+        "--mask",
+        mask,
+        *_out({"c_dseg": str(seg), "c_volumes": str(tmp_path / "v.json")}, "c"),
+    )
+    chain = str(tmp_path / "id.mat")
+    with scoped_tmpdir():
+        ants.write_transform(ants.create_ants_transform(transform_type="AffineTransform", dimension=3), chain)
+    field = tmp_path / "field.nii.gz"
+    grid = np.moveaxis(np.indices((36, 36, 28)) * 1.0 - 2, 0, -1).astype(np.float32)  # identity, 2 voxels margin
+    f_aff = np.eye(4)
+    f_aff[:3, 3] = -2
+    nib.save(nib.Nifti1Image(grid[:, :, :, None, :], f_aff), field)
+    results = {}
+    for name, shift in (("none", None), ("identity", 0.0), ("moved", 3.0)):
+        pose = np.eye(4)
+        pose[0, 3] = shift or 0.0
+        (tmp_path / f"{name}.txt").write_text("\n".join(" ".join(map(str, r)) for r in pose) + "\n")
+        path = [] if shift is None else ["--truth-chain", chain, "--truth-pose", str(tmp_path / f"{name}.txt")]
+        path += [] if shift is None else ["--truth-field", str(field)]
+        out = tmp_path / f"{name}.json"
+        _cli("evaluate", "agreement", "--seg", str(seg), "--truth", truth, "--lookup", lookup, *path, "--out", str(out))
+        results[name] = json.loads(out.read_text())["truth"]
+    assert results["identity"] == results["none"]
+    assert results["moved"]["csf"]["dice"] < results["none"]["csf"]["dice"] - 0.1
+    half = ["--seg", str(seg), "--truth", truth, "--lookup", lookup, "--truth-pose", "x", "--out", str(out)]
+    assert main(["evaluate", "agreement", *half]) == 1
+    assert "go together" in caplog.text

@@ -10,7 +10,16 @@ from types import SimpleNamespace
 import pytest
 
 from brainsr.config import validate_config
-from brainsr.workflow.layout import Cohort, LayoutError, RunLayout, cohort_settings, dataset_root, kv, log_path
+from brainsr.workflow.layout import (
+    Cohort,
+    LayoutError,
+    RunLayout,
+    cohort_settings,
+    dataset_root,
+    kv,
+    log_path,
+    truth_args,
+)
 
 TPL = "MNI152NLin2009cSym"
 P = f"out/preprocess/sub-P003/ses-clinical/anat/sub-P003_ses-clinical_space-{TPL}"
@@ -134,6 +143,20 @@ def test_scan_sets_and_their_files(layout: RunLayout) -> None:
     assert files["reference"] == E.format(ses="research") + "_desc-warp_dseg.nii.gz"
     assert files["lookup"] == "out/sourcedata/synthetic/derivatives/groundtruth/desc-tissue_dseg.tsv"
     assert "truth" not in layout.scan_set_inputs("C001", "month02", "affinelinear")
+    # the ground truth reaches the scan set's grid through the transform its prep resampled with (wm: warp prep)
+    gt = "out/sourcedata/synthetic/derivatives/groundtruth/sub-P003"
+    assert files["truth"] == f"{gt}/ses-clinical/anat/sub-P003_ses-clinical_space-{TPL}_desc-tissue_dseg.nii.gz"
+    assert files["truth_chain"] == [
+        "out/preprocess/sub-P003/ses-clinical/anat/sub-P003_ses-clinical_from-T1w_to-MNI152NLin2009cSym_mode-image_"
+        "desc-warp_xfm.nii.gz"
+    ]
+    assert files["truth_pose"] == f"{gt}/ses-clinical/anat/sub-P003_ses-clinical_from-subject_to-T1w_mode-image_xfm.txt"
+    assert files["truth_field"] == f"{gt}/sub-P003_from-subject_to-{TPL}_mode-image_xfm.nii.gz"
+    assert truth_args({**files, "truth_chain": ["a.mat", "b.nii.gz"]}).split() == [
+        "--truth", files["truth"], "--lookup", files["lookup"], "--truth-chain", "a.mat", "b.nii.gz",
+        "--truth-pose", files["truth_pose"], "--truth-field", files["truth_field"],
+    ]  # fmt: skip
+    assert truth_args(layout.scan_set_inputs("C001", "month02", "affinelinear")) == ""
     assert list(layout.scan_set_outputs("research")) == [
         "tissues", "tissue_volumes", "quality", "dseg", "volumes", "agreement"
     ]  # fmt: skip

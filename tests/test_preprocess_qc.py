@@ -23,6 +23,7 @@ from brainsr.preprocess.qc import (
     summarise_accuracy,
     tre,
     true_scanner_points,
+    truth_on_grid,
 )
 
 CV_HAND = np.sqrt(2600 / 27) / 100  # 13 voxels at 90, 13 at 110, one at 100
@@ -137,6 +138,26 @@ def test_tre_identity_and_translation(tmp_path):
     assert tre(pts, [shift], pts + np.array([3.0, -4.0, 0.0]))["tre_mean_mm"] == pytest.approx(10.0, abs=1e-5)
     # chains compose: two translations add up
     assert tre(pts, [shift, shift], pts + np.array([-6.0, 8.0, 0.0]))["tre_max_mm"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_truth_on_grid_follows_chain_pose_and_field(tmp_path):
+    """Each grid voxel takes the truth label where its image sampled the anatomy: p -> chain -> pose^-1 -> field."""
+    labels = np.zeros((16, 6, 6), np.uint8)
+    labels[:, :, :] = np.arange(1, 17, dtype=np.uint8)[:, None, None]  # label = 1 + x voxel index (x = mm)
+    truth = _img(labels)
+    grid = _img(np.zeros((16, 6, 6), np.float32))
+    # chain: LPS (-3, 0, 0) = RAS +3 mm in x; pose: subject -> scanner +2 mm in x; field: subject -> template -1 mm
+    chain = [_write_translation(tmp_path / "t.mat", (-3.0, 0.0, 0.0))]
+    pose = np.eye(4)
+    pose[0, 3] = 2.0
+    shift = np.eye(4)
+    shift[0, 3] = -1.0
+    field = _write_field(tmp_path / "field.nii.gz", shift, shape=(8, 4, 4), origin=(-4.0, -4.0, -4.0))
+    got = truth_on_grid(grid, truth, chain, _write_pose(tmp_path / "pose.txt", pose), field)
+    # x -> x + 3 - 2 - 1 = x: the same label; without the chain, x - 3 (0 where that leaves the truth)
+    np.testing.assert_array_equal(got, labels)
+    expected = np.where(np.arange(16) >= 3, np.arange(16) - 2, 0).astype(np.uint8)[:, None, None]
+    np.testing.assert_array_equal(truth_on_grid(grid, truth, [], pose, field), np.broadcast_to(expected, labels.shape))
 
 
 def test_tre_chain_order(tmp_path):

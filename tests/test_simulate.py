@@ -14,6 +14,7 @@ from scipy import ndimage as ndi
 from brainsr.bids import discover
 from brainsr.paths import bids, parse_bids_name
 from brainsr.simulate.acquire import ORIENTATION_AXES, geometry, rotation, slice_profile
+from brainsr.simulate.anatomy import pial_voxels
 from brainsr.simulate.cohort import (
     GT_NAME,
     cohort_table,
@@ -344,3 +345,27 @@ def test_cropped_envelope_and_layer_labels_equal_the_whole_grid_computation():
         expected[(rel > lower) & (rel <= upper)] = lab
         lower = upper
     assert np.array_equal(_layer_labels(rel, edges, [5, 6, 7, 8]), expected)
+
+
+def test_pial_truth_label_is_the_csf_voxels_whose_pial_fraction_beats_every_parenchymal_one():
+    # five voxels: pure CSF; CSF + pial layer; CSF + pial + less GM; CSF + pial + more GM; grey matter
+    fr = {
+        "csf": np.array([1.0, 0.5, 0.45, 0.4, 0.1], np.float32),
+        "pial": np.array([0.0, 0.5, 0.35, 0.2, 0.0], np.float32),
+        "gm": np.array([0.0, 0.0, 0.2, 0.3, 0.9], np.float32),
+        "wm": np.zeros(5, np.float32),
+    }
+    argmax = np.array([LABELS["csf"]] * 4 + [LABELS["gm"]], np.uint8)
+    np.testing.assert_array_equal(pial_voxels(fr, argmax), [False, True, True, False, False])
+
+
+def test_truth_labels_hold_every_evaluated_class(cohort):
+    """CSF, sinus and pial exist in the template-space truth, the pial shell touching the cortex."""
+    labels = np.asarray(
+        nib.load(gt_path(cohort, "research", space="MNI152NLin2009cSym", desc="tissue", suffix="dseg")).dataobj
+    )
+    counts = {name: int((labels == LABELS[name]).sum()) for name in ("csf", "sinus", "pial", "gm")}
+    assert all(counts.values()), counts
+    assert counts["pial"] < counts["csf"]
+    touching = ndi.binary_dilation(labels == LABELS["gm"]) & (labels == LABELS["pial"])
+    assert touching.sum() > 0.5 * counts["pial"]

@@ -1,6 +1,6 @@
 """The workflow on a real SLURM cluster: a single-node cluster on 127.0.0.1 (scripts/slurm/cluster.sh) with a `cpu`
-and a `gpu` partition and one fake GPU, driven through ``--profile profiles/slurm`` (issue 6) from a driver
-environment with the executor plugin (scripts/slurm/driver-env.sh).
+and a `gpu` partition and one fake GPU, driven through ``--profile profiles/slurm`` (issue 6) by the Snakemake of
+the test environment itself, which holds the executor plugin through the ``slurm`` extra (issue 21: one environment).
 
 The tiny preset's finished local run (the session fixture ``tiny_run``) is copied; on the copy the training of
 ``model0`` is forced, so SLURM runs the training (gpu partition), the upsampling of one test subject (gpu
@@ -10,6 +10,7 @@ local run's, and accounting must show the three jobs, on their partitions, compl
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -40,14 +41,14 @@ EXPECTED = {"superres_train": "gpu", "superres_infer": "gpu", "evaluate_clinical
 
 @dataclass(frozen=True)
 class Slurm:
-    """The running test cluster: environment variables for its commands, and the Snakemake driver command."""
+    """The running test cluster: environment variables for its commands."""
 
     env: dict[str, str]
-    snakemake: tuple[str, ...]
 
 
 def why_not() -> str | None:
-    """Why the SLURM test cannot run on this machine (None: it can)."""
+    """Why the SLURM test cannot run on this machine (None: it can). A missing plugin is no reason: the `test`
+    extra installs the `slurm` extra, so the fixture fails on it."""
     if os.environ.get("BRAINSR_SKIP_SLURM"):
         return "BRAINSR_SKIP_SLURM is set"
     if shutil.which("slurmctld") is None and (os.geteuid() != 0 or shutil.which("apt-get") is None):
@@ -61,23 +62,22 @@ def _script(name: str, *args: str, timeout: float) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
-    """Install (what is missing) and start the test cluster; a Snakemake driver environment with the plugin."""
+    """Install (what is missing) and start the test cluster; Snakemake runs from this environment."""
     reason = why_not()
     if reason:
         pytest.skip(reason)
     installed = _script("cluster.sh", "install", timeout=900)  # apt-get only what is missing
     if installed.returncode != 0:
         pytest.skip(f"cannot install SLURM here: {installed.stderr[-1500:]}")
-    driver = tmp_path_factory.mktemp("driver") / "venv"
-    made = _script("driver-env.sh", str(driver), sys.executable, timeout=900)
-    if made.returncode != 0:
-        pytest.skip(f"cannot install the SLURM executor plugin (package registry?): {made.stderr[-1500:]}")
+    assert importlib.util.find_spec("snakemake_executor_plugin_slurm"), (
+        "the SLURM executor plugin is missing from the test environment: pip install -e '.[test]' (or '.[slurm]')"
+    )
     state = tmp_path_factory.mktemp("slurm")
     started = _script("cluster.sh", "start", str(state), timeout=300)
     try:
         assert started.returncode == 0, f"the test cluster did not start:\n{started.stderr[-4000:]}"
         conf = started.stdout.strip().splitlines()[-1].removeprefix("export SLURM_CONF=")
-        yield Slurm({"SLURM_CONF": conf}, (str(driver / "bin" / "python"), "-m", "snakemake"))
+        yield Slurm({"SLURM_CONF": conf})
     finally:
         _script("cluster.sh", "stop", str(state), timeout=120)
 
@@ -122,7 +122,7 @@ def test_tiny_preset_on_slurm_gpu_training_cpu_evaluation(slurm: Slurm, tiny_run
         cwd=work,
         env=env,
         timeout=1200,
-        program=slurm.snakemake,
+        program=(sys.executable, "-m", "snakemake"),
     )
     log = run.stdout[-4000:] + run.stderr[-4000:]
     assert run.returncode == 0, log

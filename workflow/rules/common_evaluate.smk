@@ -2,7 +2,7 @@
 # and categories (Snakemake's report()), and the facts of the run for the report's landing page.
 
 from brainsr.report.provenance import run_facts
-from brainsr.workflow.layout import GROUP_TABLES, optional_args
+from brainsr.workflow.layout import GROUP_TABLES, truth_args
 
 _CAPTIONS = "../report"  # captions of the HTML report, relative to workflow/rules
 _SCAN = dict(subject=r"[A-Za-z0-9]+", desc=r"[A-Za-z0-9]+")

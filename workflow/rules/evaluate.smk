@@ -34,7 +34,7 @@ rule evaluate_research:
         **_SCAN,
     params:
         images=lambda wc, input: kv(dict(zip(SEQS, input.images))),
-        truth=lambda wc, input: optional_args(input, ("truth", "lookup")),
+        truth=lambda wc, input: truth_args(input),
         out=lambda wc, output: kv(dict(output.items())),
         seed=EV["seed"],
         components=EV["tissue_components"],
@@ -64,7 +64,7 @@ rule evaluate_clinical:
     params:
         images=lambda wc, input: kv(dict(zip(SEQS, input.images))),
         research=lambda wc, input: kv(dict(zip(SEQS, input.research))),
-        truth=lambda wc, input: optional_args(input, ("truth", "lookup")),
+        truth=lambda wc, input: truth_args(input),
         out=lambda wc, output: kv(dict(output.items())),
         seed=EV["seed"],
         wmh=json.dumps(EV["wmh"], sort_keys=True),

@@ -1,4 +1,5 @@
-"""Array helpers shared across stages: the bounding box of a mask, for computing only where a mask reaches."""
+"""Array helpers shared across stages: the bounding box of a mask (to compute only where a mask reaches), Dice
+overlap, and volumes in millilitres."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["bounding_box", "dice"]
+__all__ = ["bounding_box", "dice", "volume_ml"]
 
 
 def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, ...]:
@@ -31,3 +32,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     if total == 0:
         return 1.0
     return 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+def volume_ml(mask: np.ndarray, zooms: Sequence[float]) -> float:
+    """Volume of a binary mask (or the sum of a fractional map) in millilitres: voxels × voxel volume / 1000."""
+    return float(np.asarray(mask, np.float64).sum() * float(np.prod(zooms)) / 1000.0)

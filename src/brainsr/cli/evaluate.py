@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from brainsr import AXES
 from brainsr.cli.args import json_object, key_value_pairs
 from brainsr.metrics import SCAN_SET_OUTPUTS
+
+if TYPE_CHECKING:
+    from brainsr.metrics.evaluate import TruthPath
 
 
 def cmd_image(args: argparse.Namespace) -> int:
@@ -34,8 +38,29 @@ def cmd_agreement(args: argparse.Namespace) -> int:
     from brainsr.io import atomic_write_json
     from brainsr.metrics.evaluate import evaluate_agreement
 
-    atomic_write_json(evaluate_agreement(args.seg, args.reference, args.truth, args.lookup), args.out)
+    result = evaluate_agreement(args.seg, args.reference, args.truth, args.lookup, truth_path=_truth_path(args))
+    atomic_write_json(result, args.out)
     return 0
+
+
+def _truth_path(args: argparse.Namespace) -> TruthPath | None:
+    """The ``--truth-chain/--truth-pose/--truth-field`` options as a TruthPath (None when not given)."""
+    from brainsr.metrics.evaluate import TruthPath
+
+    given = [args.truth_chain, args.truth_pose, args.truth_field]
+    if not any(given):
+        return None
+    if not all(given):
+        raise ValueError("--truth-chain, --truth-pose and --truth-field go together")
+    return TruthPath(tuple(args.truth_chain), args.truth_pose, args.truth_field)
+
+
+def _add_truth_options(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--truth", help="ground-truth tissue labels, template frame (agreement)")
+    q.add_argument("--lookup", help="the ground truth's dseg lookup TSV (index, name)")
+    q.add_argument("--truth-chain", nargs="+", metavar="XFM", help="the prep's template -> native T1w transforms")
+    q.add_argument("--truth-pose", help="the session's true from-subject_to-T1w pose (text 4x4)")
+    q.add_argument("--truth-field", help="the true from-subject_to-template coordinate field")
 
 
 def cmd_scanset(args: argparse.Namespace) -> int:
@@ -52,6 +77,7 @@ def cmd_scanset(args: argparse.Namespace) -> int:
         reference=args.reference,
         truth=args.truth,
         lookup=args.lookup,
+        truth_path=_truth_path(args),
     )
     out = key_value_pairs(args.out, "--out")
     evaluate_scan_set(inputs, out, seed=args.seed, components=args.components, wmh=args.wmh_json, axis=args.axis)
@@ -67,8 +93,7 @@ def _add_scanset_parser(ev_sub: argparse._SubParsersAction) -> None:
     q.add_argument("--research-mask", help="research brain mask of the same prep (default --mask)")
     q.add_argument("--tissues", help="research T1w CSF/GM/WM labels (quality), unless a tissues output is made")
     q.add_argument("--reference", help="the research scan's classes image (agreement)")
-    q.add_argument("--truth", help="ground-truth tissue labels in the same space (agreement)")
-    q.add_argument("--lookup", help="the ground truth's dseg lookup TSV (index, name)")
+    _add_truth_options(q)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--components", type=int, default=4, help="T1w tissue mixture components (>= 3)")
     q.add_argument(
@@ -101,8 +126,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q = ev_sub.add_parser("agreement", help="Dice, Jaccard, TPF, TNF, PPV of a segmentation per class")
     q.add_argument("--seg", required=True, help="classes image (brainsr segment classes) judged")
     q.add_argument("--reference", help="the research scan's classes image on the same grid")
-    q.add_argument("--truth", help="ground-truth tissue labels in the same space (any grid)")
-    q.add_argument("--lookup", help="the ground truth's dseg lookup TSV (index, name)")
+    _add_truth_options(q)
     q.add_argument("--out", required=True, type=Path)
     q.set_defaults(func=cmd_agreement)
     _add_scanset_parser(ev_sub)

@@ -27,6 +27,7 @@ import nibabel as nib
 import numpy as np
 
 from brainsr import TEMPLATE_SPACE, __version__
+from brainsr.base.display import mask_centre, show_slice
 from brainsr.io import atomic_path, atomic_savefig, atomic_write_json
 from brainsr.paths import bids, label_ok
 
@@ -163,8 +164,6 @@ def _template(preprocess: Mapping[str, Any], work: Path, grid: Mapping[str, Any]
 def _qc_figure(inputs: Mapping[str, str], outputs: Mapping[str, str], mask: str, path: Path, title: str) -> None:
     """Input (preprocessed clinical) and output of each sequence: axial, coronal and sagittal slices."""
     from matplotlib.figure import Figure
-
-    from brainsr.report.figures import mask_centre, show_slice
 
     brain = np.asarray(nib.load(mask).dataobj) > 0
     centre = mask_centre(brain)

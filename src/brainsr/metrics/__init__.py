@@ -44,7 +44,7 @@ __getattr__, __dir__ = lazy_exports(
         "BlandAltman": "brainsr.metrics.agreement",
         "bland_altman": "brainsr.metrics.agreement",
         "overlap_metrics": "brainsr.metrics.agreement",
-        "volume_ml": "brainsr.metrics.agreement",
+        "volume_ml": "brainsr.base.arrays",
         "IMAGE_METRICS": "brainsr.metrics.image",
         "image_metrics": "brainsr.metrics.image",
         "mae": "brainsr.metrics.image",

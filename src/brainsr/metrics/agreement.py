@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OVERLAP_METRICS", "BlandAltman", "bland_altman", "overlap_metrics", "volume_ml"]
+__all__ = ["OVERLAP_METRICS", "BlandAltman", "bland_altman", "overlap_metrics"]
 
 #: Overlap metric names, in table order.
 OVERLAP_METRICS = ("dice", "jaccard", "tpf", "tnf", "ppv")
@@ -49,11 +49,6 @@ def overlap_metrics(seg: np.ndarray, ref: np.ndarray, region: np.ndarray | None 
         "tnf": _ratio(tn, tn + fp),
         "ppv": _ratio(tp, tp + fp),
     }
-
-
-def volume_ml(mask: np.ndarray, zooms: tuple[float, ...] | list[float]) -> float:
-    """Volume of a binary mask (or the sum of a fractional map) in millilitres: voxels × voxel volume / 1000."""
-    return float(np.asarray(mask, np.float64).sum() * float(np.prod(zooms)) / 1000.0)
 
 
 @dataclass(frozen=True)

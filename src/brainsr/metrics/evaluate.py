@@ -4,7 +4,8 @@ agreement``; :mod:`brainsr.metrics.scanset` runs them all in the workflow's one 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from brainsr.metrics.quality import quality_metrics
 from brainsr.segment.tissue import T1_TISSUES
 
 __all__ = [
+    "TruthPath",
     "evaluate_agreement",
     "evaluate_images",
     "evaluate_quality",
@@ -83,23 +85,48 @@ def read_lookup(path: str) -> dict[str, int]:
     return {str(n): int(i) for n, i in zip(table["name"], table["index"], strict=True)}
 
 
+@dataclass(frozen=True)
+class TruthPath:
+    """How the template-frame ground truth reaches a preprocessed scan set's grid (:func:`truth_on_grid`): the
+    prep's transform chain (template -> native T1w), the session's true pose file and the true subject-to-template
+    coordinate field."""
+
+    chain: Sequence[str]
+    pose: str
+    field: str
+
+
+def _truth_labels(img, truth: str, path: TruthPath | None, load: Loader) -> np.ndarray:
+    """The ground-truth labels on ``img``'s grid: through the scan set's own preprocessing (``path``), or, without
+    it, the template-frame truth resampled by nearest neighbour."""
+    if path is not None:
+        from brainsr.preprocess.qc import truth_on_grid
+
+        return truth_on_grid(img, load(truth), path.chain, path.pose, path.field).astype(int)
+    from brainsr.preprocess.template import resample_to_grid
+
+    gt = resample_to_grid(load(truth), img.affine, img.shape, order=0, smooth=False)
+    return np.rint(np.asarray(gt.dataobj)).astype(int)
+
+
 def evaluate_agreement(
     seg: str,
     reference: str | None = None,
     truth: str | None = None,
     lookup: str | None = None,
     *,
+    truth_path: TruthPath | None = None,
     load: Loader = load_checked,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Overlap of each evaluated class of ``seg`` with the research scan's segmentation and/or the ground truth.
 
     Both label images are judged inside the union of their brains (label > 0), so that the true-negative fraction
-    counts brain voxels, not the empty field of view (Tables S3-S6). The ground truth (``truth``, named by the
-    ``lookup`` table) may be on a finer grid of the same space: it is resampled by nearest neighbour.
+    counts brain voxels, not the empty field of view (Tables S3-S6). The ground truth (``truth``, template frame,
+    named by the ``lookup`` table) is brought to ``seg``'s grid through the scan set's preprocessing when
+    ``truth_path`` is given (the workflow's way), else resampled by nearest neighbour.
     Returns ``{"research": {class: metrics}, "truth": {class: metrics}}`` for the references given; ``load`` reads
     the images.
     """
-    from brainsr.preprocess.template import resample_to_grid
     from brainsr.segment.run import class_masks, truth_masks
 
     img = load(seg)
@@ -113,10 +140,7 @@ def evaluate_agreement(
     if truth:
         if not lookup:
             raise ValueError("agreement with the ground truth needs its lookup table")
-        gt_img = load(truth)
-        gt = resample_to_grid(gt_img, img.affine, img.shape, order=0, smooth=False)
-        gt_labels = np.rint(np.asarray(gt.dataobj)).astype(int)
-        gt_masks = truth_masks(gt_labels, read_lookup(lookup))
+        gt_masks = truth_masks(_truth_labels(img, truth, truth_path, load), read_lookup(lookup))
         region = (labels > 0) | np.any(list(gt_masks.values()), axis=0)
         out["truth"] = {k: overlap_metrics(masks[k], m, region) for k, m in gt_masks.items()}
     if not out:

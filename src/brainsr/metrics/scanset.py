@@ -27,7 +27,13 @@ import nibabel as nib
 from brainsr.base.images import Loader, load_checked
 from brainsr.io import atomic_path, atomic_write_json
 from brainsr.metrics import SCAN_SET_OUTPUTS as OUTPUTS
-from brainsr.metrics.evaluate import evaluate_agreement, evaluate_images, evaluate_quality, image_metrics_record
+from brainsr.metrics.evaluate import (
+    TruthPath,
+    evaluate_agreement,
+    evaluate_images,
+    evaluate_quality,
+    image_metrics_record,
+)
 from brainsr.segment.run import segment_classes, segment_tissues
 
 __all__ = ["OUTPUTS", "ScanSetInputs", "evaluate_scan_set", "memo_loader"]
@@ -44,7 +50,8 @@ class ScanSetInputs:
     lesion-distribution template; for a method's scan set, the research scan set of the same prep: ``research``
     images (image metrics), ``research_mask`` (image and quality metrics; default ``mask``), ``tissues`` (its T1w
     tissue labels, unless made here) and ``reference`` (its classes, agreement); ``truth`` + ``lookup`` the
-    synthetic cohort's ground-truth labels and their lookup table (agreement).
+    synthetic cohort's ground-truth labels and their lookup table (agreement), ``truth_path`` how they reach the
+    scan set's grid (:class:`~brainsr.metrics.evaluate.TruthPath`; default: nearest-neighbour resampling).
     """
 
     images: Mapping[str, str]
@@ -56,6 +63,7 @@ class ScanSetInputs:
     reference: str | None = None
     truth: str | None = None
     lookup: str | None = None
+    truth_path: TruthPath | None = None
 
 
 def memo_loader(load: Loader = load_checked) -> Loader:
@@ -114,7 +122,7 @@ def _run(
         )
     if "agreement" in staged:
         results["agreement"] = evaluate_agreement(
-            str(staged["dseg"]), inputs.reference, inputs.truth, inputs.lookup, load=load
+            str(staged["dseg"]), inputs.reference, inputs.truth, inputs.lookup, truth_path=inputs.truth_path, load=load
         )
     return results
 

@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D
 from scipy import ndimage as ndi
 
 from brainsr.base.arrays import bounding_box, dice
+from brainsr.base.display import display_window, orthogonal_slices
 
 __all__ = [
     "TRE_METRICS",
@@ -37,13 +38,12 @@ __all__ = [
     "bias_variation",
     "bias_variations",
     "brain_points",
-    "display_window",
-    "orthogonal_slices",
     "read_pose",
     "session_accuracy",
     "summarise_accuracy",
     "tre",
     "true_scanner_points",
+    "truth_on_grid",
 ]
 
 PathLike = str | os.PathLike
@@ -109,6 +109,39 @@ def true_scanner_points(
     m = np.asarray(pose, float) if isinstance(pose, np.ndarray) else read_pose(pose)
     subj = _sample_field(field, points_ras)
     return nib.affines.apply_affine(m, subj)
+
+
+def truth_on_grid(
+    grid: nib.Nifti1Image,
+    truth: nib.Nifti1Image,
+    chain: Sequence[str],
+    pose: PathLike | np.ndarray,
+    subject_to_template_field: PathLike | nib.Nifti1Image,
+) -> np.ndarray:
+    """Ground-truth labels on a preprocessed image's grid, where its voxels image the anatomy (paper 3.8.3 checks).
+
+    Each voxel of ``grid`` (template frame) goes through the prep's transform ``chain`` (template -> native T1w
+    scanner, as the image was resampled), the inverse of the session's true ``pose`` (subject -> scanner) and the
+    true ``from-subject_to-MNI152NLin2009cSym`` field, and takes the nearest label of the template-frame
+    ``truth`` (0 outside it). So the labels move with the registration's error, and a segmentation is judged on
+    what its image shows, not on the registration.
+    """
+    from brainsr.preprocess.register import map_points, ras_to_lps
+
+    field = subject_to_template_field
+    if not isinstance(field, nib.Nifti1Image):
+        field = nib.load(str(field))
+    m = np.asarray(pose, float) if isinstance(pose, np.ndarray) else read_pose(pose)
+    ijk = np.indices(grid.shape[:3]).reshape(3, -1).T
+    pts = nib.affines.apply_affine(grid.affine, ijk)
+    scanner = ras_to_lps(map_points(ras_to_lps(pts), [str(c) for c in chain])) if chain else pts
+    template = _sample_field(field, nib.affines.apply_affine(np.linalg.inv(m), scanner))
+    vox = np.rint(nib.affines.apply_affine(np.linalg.inv(truth.affine), template)).astype(int)
+    labels = np.asarray(truth.dataobj)
+    inside = np.all((vox >= 0) & (vox < np.asarray(labels.shape[:3])), axis=1)
+    out = np.zeros(len(vox), labels.dtype)
+    out[inside] = labels[tuple(vox[inside].T)]
+    return out.reshape(grid.shape[:3])
 
 
 def tre(points_ras: np.ndarray, chain: list[str], truth_ras: np.ndarray) -> dict:
@@ -185,19 +218,6 @@ def alignment_quality(
 
 
 # ------------------------------------------------------------------------------------------------ figure
-def display_window(data: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
-    """Grey-level window (1st-99.5th percentile inside the mask) for displaying an image."""
-    vals = data[mask] if mask.any() else data.ravel()
-    lo, hi = np.percentile(vals, [1, 99.5]) if vals.size else (0.0, 1.0)
-    return float(lo), float(hi if hi > lo else lo + 1)
-
-
-def orthogonal_slices(data: np.ndarray, centre: tuple[int, int, int]) -> list[np.ndarray]:
-    """Axial, coronal and sagittal slices of a RAS-oriented volume, transposed for ``origin='lower'`` display."""
-    i, j, k = centre
-    return [data[:, :, k].T, data[:, j, :].T, data[i, :, :].T]
-
-
 def _edges(slice_: np.ndarray, sigma: float = 1.5) -> np.ndarray:
     from skimage.feature import canny
 

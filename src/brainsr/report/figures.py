@@ -25,9 +25,16 @@ import seaborn as sns
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from scipy import ndimage as ndi
 
-from brainsr.preprocess.qc import display_window, orthogonal_slices
+from brainsr.base.display import (
+    VIEWS,
+    display_window,
+    mask_centre,
+    orthogonal_slices,
+    plain_axes,
+    show_slice,
+    slice_aspect,
+)
 from brainsr.report.tables import CLASS_NAMES
 
 __all__ = [
@@ -39,14 +46,11 @@ __all__ = [
     "gradcam_figure",
     "load_canonical",
     "longitudinal_figure",
-    "mask_centre",
     "metric_distribution_figure",
     "note_figure",
     "segmentation_figure",
-    "show_slice",
 ]
 
-VIEWS = {"axial": 0, "coronal": 1, "sagittal": 2}
 #: Colours of the segmentation labels 1-5 (CSF, sinus, pial, tissue, WMH) in Fig. 11 and 12.
 CLASS_COLOURS = {1: "#1f77b4", 2: "#d62728", 3: "#ff7f0e", 4: "#2ca02c", 5: "#ffff33"}
 _LABEL_CLASS = {1: "csf", 2: "sinus", 3: "pial", 4: "tissue", 5: "wmh"}
@@ -63,34 +67,6 @@ def note_figure(text: str, size: tuple[float, float] = (6, 2)) -> Figure:
     fig = Figure(figsize=size)
     fig.text(0.5, 0.5, text, ha="center", wrap=True)
     return fig
-
-
-def mask_centre(mask: np.ndarray) -> tuple[int, int, int]:
-    """Voxel nearest the centre of mass of a mask (the middle of the grid for an empty mask)."""
-    c = ndi.center_of_mass(mask) if mask.any() else np.array(mask.shape) / 2
-    return tuple(round(float(v)) for v in c)
-
-
-def _aspect(zooms: np.ndarray, view: str) -> float:
-    return [zooms[1] / zooms[0], zooms[2] / zooms[0], zooms[2] / zooms[1]][VIEWS[view]]
-
-
-def _plain(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def show_slice(ax, volume: np.ndarray, centre: tuple[int, int, int], view: str, zooms: np.ndarray, **style):
-    """One slice of ``volume`` through ``centre`` in ``view``, at its physical aspect, without ticks."""
-    im = ax.imshow(
-        orthogonal_slices(volume, centre)[VIEWS[view]],
-        origin="lower",
-        aspect=_aspect(zooms, view),
-        interpolation="nearest",
-        **style,
-    )
-    _plain(ax)
-    return im
 
 
 def _label(ax, r: int, c: int, title: str, ylabel: str) -> None:
@@ -159,7 +135,7 @@ def attention_figure(maps: Mapping[str, np.ndarray], sequences: list[str], title
         for c, gate in enumerate(gates, start=2):
             im = axes[r, c].imshow(_explain_slice(maps, gate, r), cmap="viridis", vmin=0, vmax=1, origin="lower")
         for ax in axes[r]:
-            _plain(ax)
+            plain_axes(ax)
         axes[r, 0].set_ylabel(f"slice {int(maps['indices'][r])}")
     axes[0, 0].set_title(f"input ({sequences[0]})")
     axes[0, 1].set_title(f"output ({sequences[0]})")
@@ -183,7 +159,7 @@ def gradcam_figure(maps: Mapping[str, np.ndarray], sequences: list[str], title: 
             ax = axes[r, c]
             ax.imshow(_explain_slice(maps, image, r), cmap="gray", origin="lower")
             im = ax.imshow(_explain_slice(maps, cam, r), cmap="jet", alpha=0.4, vmin=0, vmax=1, origin="lower")
-            _plain(ax)
+            plain_axes(ax)
             if r == 0:
                 ax.set_title(f"{'generated' if image == 'output' else 'research'} ({sequences[0]}) + Grad-CAM")
         axes[r, 0].set_ylabel(f"slice {int(maps['indices'][r])}")
@@ -219,7 +195,7 @@ def segmentation_figure(
                 vmax=5.5,
                 alpha=0.55,
                 origin="lower",
-                aspect=_aspect(zooms, view),
+                aspect=slice_aspect(zooms, view),
                 interpolation="nearest",
             )
             _label(ax, r, c, name, view)

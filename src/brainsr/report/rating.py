@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from brainsr.base.display import VIEWS, display_window, mask_centre, show_slice
 from brainsr.io import atomic_save_nifti, atomic_savefig, atomic_write_text
-from brainsr.preprocess.qc import display_window
-from brainsr.report.figures import VIEWS, mask_centre, show_slice
 
 __all__ = ["RATING_SCALE", "write_rating_sheet"]
 

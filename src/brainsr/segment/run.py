@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 import nibabel as nib
 import numpy as np
 
+from brainsr.base.arrays import volume_ml
 from brainsr.base.images import Loader, load_checked, load_mask, load_on_grid, zooms_mm
 from brainsr.io import atomic_save_nifti
-from brainsr.metrics.agreement import volume_ml
 from brainsr.segment.tissue import CLASSES, T1_TISSUES, multispectral_classes, t1_tissues
 from brainsr.segment.wmh import lesion_prior, wmh_mask
 

@@ -193,6 +193,10 @@ def make_deformation(
 
 
 # ------------------------------------------------------------------------------------------------ anatomy
+#: Parenchymal intracranial classes: the pial truth label (:func:`pial_voxels`) is judged against them.
+PARENCHYMA = ("gm", "wm", "deep_gm", "wmh", "stroke", "gliosis")
+
+
 @dataclass
 class Anatomy:
     """Tissue fractions (template frame) for one subject; lesions vary with a per-session growth factor."""
@@ -245,7 +249,8 @@ class Anatomy:
         return out
 
     def labels(self, fractions: dict[str, np.ndarray]) -> np.ndarray:
-        """Hard ground-truth labels: argmax of the intracranial fractions inside the ICV, head labels outside."""
+        """Hard ground-truth labels: argmax of the intracranial fractions inside the ICV (with the pial /
+        partial-volume label of :func:`pial_voxels`), head labels outside."""
         names = list(fractions)
         # running argmax (first class wins ties, as np.argmax) without stacking the classes
         best = fractions[names[0]]
@@ -255,12 +260,26 @@ class Anatomy:
             first[better] = i
             best = np.maximum(best, fractions[name])
         lab = np.asarray([LABELS[n] for n in names], np.uint8)[first]
+        lab[pial_voxels(fractions, lab)] = LABELS["pial"]
         return np.where(self.icv, lab, self.head).astype(np.uint8)
 
     @cached_property
     def icv_box(self) -> tuple[slice, ...]:
         """Bounding box of the intracranial volume (slices of the template grid)."""
         return _bbox(self.icv, 0)
+
+
+def pial_voxels(fractions: dict[str, np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """The pial / CSF-parenchyma partial-volume truth label (paper 3.8.3, class 3): voxels that the argmax labels
+    CSF and whose pial fraction (the layer within 1.5 mm of the cortex, :func:`_pial_layer`) is positive and at
+    least every parenchymal fraction (:data:`PARENCHYMA`). The pial fraction is at most half the CSF's in every
+    voxel, so a plain argmax never shows the class; this is the shell of fluid voxels touching the cortex."""
+    pial = fractions["pial"]
+    keep = (labels == LABELS["csf"]) & (pial > 0)
+    for name in PARENCHYMA:
+        if name in fractions:
+            keep &= pial >= fractions[name]
+    return keep
 
 
 def _largest_components(mask: np.ndarray, min_vox: int) -> np.ndarray:

@@ -44,8 +44,8 @@ __all__ = [
     "dataset_root",
     "kv",
     "log_path",
-    "optional_args",
     "synthetic_control_sessions",
+    "truth_args",
 ]
 
 #: File names of ``brainsr report tables`` (:func:`write_group_tables`) under the tables and figures directories.
@@ -133,9 +133,15 @@ def kv(mapping: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in mapping.items())
 
 
-def optional_args(files: Mapping[str, Any], keys: Sequence[str]) -> str:
-    """``--<key> <path>`` of those of ``keys`` the named files have (a rule's optional inputs)."""
-    return " ".join(f"--{k} {files[k]}" for k in keys if k in files.keys())
+def _words(value: Any) -> str:
+    """A path, or a list of paths, as command-line words."""
+    return value if isinstance(value, str) else " ".join(str(v) for v in value)
+
+
+def truth_args(files: Mapping[str, Any]) -> str:
+    """The ``brainsr evaluate scanset`` options of :meth:`RunLayout.truth_inputs` that a rule's inputs have."""
+    keys = ("truth", "lookup", "truth_chain", "truth_pose", "truth_field")
+    return " ".join(f"--{k.replace('_', '-')} {_words(files[k])}" for k in keys if k in files.keys())
 
 
 def dataset_root(path: str) -> str:
@@ -630,9 +636,22 @@ class RunLayout:
             files["tissues"] = self.eval_file(subject, res, prep, "tissues")
             files["reference"] = self.eval_file(subject, res, prep, "dseg")
         if self.synthetic and session in (self.clin, res):
-            files["truth"] = self.truth_dseg(subject, session)
-            files["lookup"] = self.dataset["gt_lookup"]
+            files.update(self.truth_inputs(subject, session, prep))
         return files
+
+    def truth_inputs(self, subject: str, session: str, prep: str) -> dict[str, Any]:
+        """The ground truth of a synthetic session and its way onto the ``prep`` grid: the prep's template -> T1w
+        transform, the session's true T1w pose and the true subject -> template field (``TruthPath``)."""
+        xfm = dict(subject=subject, suffix="xfm", mode="image")
+        return {
+            "truth": self.truth_dseg(subject, session),
+            "lookup": self.dataset["gt_lookup"],
+            "truth_chain": [self.prep.tpl_xfm(subject, session, self.prep_spec(prep)[0])],
+            "truth_pose": bids(
+                self.gt_dir, **xfm, session=session, datatype="anat", extension=".txt", from_="subject", to="T1w"
+            ),
+            "truth_field": bids(self.gt_dir, **xfm, from_="subject", to=TEMPLATE_SPACE),
+        }
 
     def months(self) -> dict[str, dict[str, int]]:
         """{control: {session: month}}: the month is the number after the longitudinal prefix (else the order)."""
