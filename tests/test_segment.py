@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from brainsr.segment import CLASSES, lesion_prior, multispectral_classes, t1_tissues, wmh_mask, zscore_in
+from brainsr.segment.tissue import flow_voids, pial_shell
 
 
 def test_zscore_in_by_hand():
@@ -44,7 +45,6 @@ def test_multispectral_classes_follow_the_paper_contrasts():
     rng = np.random.default_rng(1)
     groups = {  # name: (FLAIR, T2w, T1w), count
         "csf": ((0.1, 0.9, 0.1), 3000),  # hypo T1w and FLAIR, hyper T2w
-        "sinus": ((0.15, 0.2, 0.15), 400),  # hypo T2w, low T1w/FLAIR
         "pial": ((0.75, 0.75, 0.3), 1500),  # hypo T1w, hyper FLAIR and T2w
         "gm": ((0.6, 0.5, 0.5), 6000),
         "wm": ((0.6, 0.3, 0.75), 6000),
@@ -57,17 +57,70 @@ def test_multispectral_classes_follow_the_paper_contrasts():
     shape = (x.shape[0], 1, 1)
     brain = np.ones(shape, bool)
     labels, components = multispectral_classes(
-        x[:, 0].reshape(shape), x[:, 1].reshape(shape), x[:, 2].reshape(shape), brain, n_components=5, seed=0
+        x[:, 0].reshape(shape), x[:, 1].reshape(shape), x[:, 2].reshape(shape), brain, n_components=4, seed=0
     )
     expected = np.array([{"gm": "tissue", "wm": "tissue"}.get(t, t) for t in truth])
     got = np.array([CLASSES[v] for v in labels.ravel()])
-    assert np.mean(got == expected) > 0.99
-    assert sorted(set(components.values())) == ["csf", "pial", "sinus", "tissue"]
+    assert np.mean(got == expected) > 0.99  # a one-voxel-thin row: no flow void, and CSF touches no tissue
+    assert sorted(set(components.values())) == ["csf", "pial", "tissue"]  # no component is named sinus
     # deterministic for a seed
     again, _ = multispectral_classes(
-        x[:, 0].reshape(shape), x[:, 1].reshape(shape), x[:, 2].reshape(shape), brain, n_components=5, seed=0
+        x[:, 0].reshape(shape), x[:, 1].reshape(shape), x[:, 2].reshape(shape), brain, n_components=4, seed=0
     )
     np.testing.assert_array_equal(labels, again)
+
+
+def test_multispectral_classes_add_the_pial_shell_and_the_flow_voids():
+    """A CSF slab beside tissue, a dark tube inside the CSF: the slab's face on the tissue is pial, the tube sinus."""
+    rng = np.random.default_rng(2)
+    shape = (24, 24, 12)
+    truth = np.full(shape, "tissue", object)
+    truth[:, :7] = "csf"
+    truth[:, 7] = "pial"  # the CSF row touching the tissue
+    truth[10:14, 2:6, :] = "sinus"
+    means = {"csf": (0.1, 0.9, 0.1), "pial": (0.1, 0.9, 0.1), "sinus": (0.1, 0.3, 0.1)}  # sinus: T2w below tissue
+    x = np.stack([np.vectorize(lambda n, c=c: means.get(n, (0.6, 0.4, 0.6))[c])(truth) for c in range(3)], -1)
+    x = x + 0.02 * rng.standard_normal(x.shape)
+    labels, _ = multispectral_classes(x[..., 0], x[..., 1], x[..., 2], np.ones(shape, bool), n_components=3, seed=0)
+    got = np.vectorize(CLASSES.get)(labels)
+    assert np.array_equal(got[truth != "sinus"], truth[truth != "sinus"])
+    # the opening rounds the tube's ends: all but the 4 corners of each end slice are found
+    assert np.sum((got == "sinus") & (truth == "sinus")) == 4 * 4 * 12 - 8 and np.sum(got == "sinus") == 4 * 4 * 12 - 8
+
+
+def test_pial_shell_is_the_csf_touching_tissue_in_26_neighbours():
+    labels = np.full((7, 7, 7), 1, np.uint8)  # CSF
+    labels[3, 3, 3] = 4  # one tissue voxel
+    labels[0, 0, 0] = 2  # a sinus voxel is never pial
+    shell = pial_shell(labels)
+    expected = np.zeros(labels.shape, bool)
+    expected[2:5, 2:5, 2:5] = True
+    expected[3, 3, 3] = False
+    np.testing.assert_array_equal(shell, expected)  # the 26 neighbours
+
+
+def test_flow_voids_keep_a_dark_tube_and_drop_the_dark_rim():
+    """A 4x4-voxel tube dark in T1w and T2w is a sinus; the one-voxel dark rim at the brain's edge is not."""
+    shape = (20, 20, 12)
+    brain = np.zeros(shape, bool)
+    brain[2:18, 2:18, 1:11] = True
+    labels = np.where(brain, 4, 0).astype(np.uint8)  # tissue ...
+    labels[2:18, 2:6, 1:11] = 1  # ... and a CSF slab
+    t1 = np.where(labels == 1, -1.5, 0.5)  # z-scores: CSF dark in T1w
+    t2 = np.where(labels == 1, 1.5, -0.5)  # CSF bright in T2w
+    tube = np.zeros(shape, bool)
+    tube[8:12, 8:12, 1:11] = True
+    rim = brain & ~np.pad(np.ones((14, 14, 8), bool), ((3, 3), (3, 3), (2, 2)))
+    for dark in (tube, rim & (labels == 1)):
+        t1[dark], t2[dark] = -1.6, -1.5
+    voids = flow_voids(t2, t1, labels, brain)
+    # the opening rounds the tube's corners; the one-voxel regrowth restores all but the 4 corners of each end
+    expected = tube.copy()
+    for x in (8, 11):
+        for y in (8, 11):
+            expected[x, y, [1, 10]] = False
+    np.testing.assert_array_equal(voids, expected)
+    assert not flow_voids(t2, t1, np.where(brain, 4, 0), brain).any()  # no CSF class: no reference, no voids
 
 
 def _flair_with_lesions():
