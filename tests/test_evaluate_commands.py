@@ -82,12 +82,14 @@ def test_tissues_quality_and_classes(tmp_path):
     seg = tmp_path / "classes.nii.gz"
     vols = segment_classes(images, mask, None, str(seg), wmh={"k_sd": 1.3})
     s = np.asarray(nib.load(seg).dataobj)
-    assert np.mean(s[lab == 1] == 1) > 0.95  # CSF
+    # CSF: the fluid shell is CSF, the voxels of it touching tissue its pial layer (paper 3.8.3)
+    touching = ndi.binary_dilation(lab >= 2, ndi.generate_binary_structure(3, 3))
+    assert np.mean(s[(lab == 1) & ~touching] == 1) > 0.95 and np.mean(s[(lab == 1) & touching] == 3) > 0.95
     assert np.mean(s[lab == 4] == 5) > 0.8  # the lesion is WMH
     assert np.mean(s[(lab == 2) | (lab == 3)] == 4) > 0.9  # normal tissue
     assert vols["wmh_ml"] == pytest.approx(np.sum(s == 5) / 1000)
     # stated Dice against the phantom's known labels
-    assert overlap_metrics(s == 1, lab == 1)["dice"] > 0.95
+    assert overlap_metrics(np.isin(s, (1, 3)), lab == 1)["dice"] > 0.95
     assert overlap_metrics(s == 5, lab == 4)["dice"] > 0.8
     assert overlap_metrics(np.isin(s, (4, 5)), lab >= 2)["dice"] > 0.95
     with pytest.raises(ValueError, match="missing"):
@@ -173,7 +175,7 @@ def test_scan_set_writes_what_the_separate_commands_write(tmp_path):
             assert a.get_data_dtype() == b.get_data_dtype(), key
         else:
             assert Path(one[key]).read_text() == Path(sep[key]).read_text(), key
-    assert json.loads(Path(one["c_agreement"]).read_text())["truth"]["csf"]["dice"] > 0.9
+    assert json.loads(Path(one["c_agreement"]).read_text())["truth"]["tissue"]["dice"] > 0.8  # own, dilated mask
 
 
 _SEPARATE = (
@@ -269,7 +271,7 @@ def test_agreement_takes_the_truth_through_the_scan_sets_preprocessing(tmp_path,
         _cli("evaluate", "agreement", "--seg", str(seg), "--truth", truth, "--lookup", lookup, *path, "--out", str(out))
         results[name] = json.loads(out.read_text())["truth"]
     assert results["identity"] == results["none"]
-    assert results["moved"]["csf"]["dice"] < results["none"]["csf"]["dice"] - 0.1
+    assert results["moved"]["tissue"]["dice"] < results["none"]["tissue"]["dice"] - 0.1
     half = ["--seg", str(seg), "--truth", truth, "--lookup", lookup, "--truth-pose", "x", "--out", str(out)]
     assert main(["evaluate", "agreement", *half]) == 1
     assert "go together" in caplog.text
