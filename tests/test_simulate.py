@@ -368,5 +368,7 @@ def test_truth_labels_hold_every_evaluated_class():
     counts = {name: int((labels == LABELS[name]).sum()) for name in ("csf", "sinus", "pial", "gm")}
     assert all(counts.values()), counts
     assert counts["pial"] < counts["csf"]
-    touching = ndi.binary_dilation(labels == LABELS["gm"], ndi.generate_binary_structure(3, 3)) & (labels == LABELS["pial"])
+    touching = ndi.binary_dilation(labels == LABELS["gm"], ndi.generate_binary_structure(3, 3)) & (
+        labels == LABELS["pial"]
+    )
     assert touching.sum() > 0.5 * counts["pial"]
