@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from brainsr.base.images import Loader, load_checked, load_mask, load_on_grid, z
 from brainsr.metrics.agreement import overlap_metrics
 from brainsr.metrics.quality import quality_metrics
 from brainsr.segment.tissue import T1_TISSUES
+
+if TYPE_CHECKING:
+    import nibabel as nib
 
 __all__ = [
     "TruthPath",
@@ -96,7 +100,7 @@ class TruthPath:
     field: str
 
 
-def _truth_labels(img, truth: str, path: TruthPath | None, load: Loader) -> np.ndarray:
+def _truth_labels(img: nib.Nifti1Image, truth: str, path: TruthPath | None, load: Loader) -> np.ndarray:
     """The ground-truth labels on ``img``'s grid: through the scan set's own preprocessing (``path``), or, without
     it, the template-frame truth resampled by nearest neighbour."""
     if path is not None:
