@@ -103,12 +103,23 @@ def true_scanner_points(
     ``template_to_subject_field`` is the ``from-MNI152NLin2009cSym_to-subject`` coordinate field (on a template
     grid, values subject-frame mm); ``pose`` the session's ``from-subject_to-{seq}`` 4x4 (file or array).
     """
-    field = template_to_subject_field
-    if not isinstance(field, nib.Nifti1Image):
-        field = nib.load(str(field))
-    m = np.asarray(pose, float) if isinstance(pose, np.ndarray) else read_pose(pose)
-    subj = _sample_field(field, points_ras)
-    return nib.affines.apply_affine(m, subj)
+    field, m = _field_and_pose(template_to_subject_field, pose)
+    return nib.affines.apply_affine(m, _sample_field(field, points_ras))
+
+
+def _field_and_pose(
+    field: PathLike | nib.Nifti1Image, pose: PathLike | np.ndarray
+) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """A ground-truth coordinate field (file or image) and pose (file or 4x4 array), loaded."""
+    img = field if isinstance(field, nib.Nifti1Image) else nib.load(str(field))
+    return img, (np.asarray(pose, float) if isinstance(pose, np.ndarray) else read_pose(pose))
+
+
+def _through_chain(points_ras: np.ndarray, chain: Sequence[str]) -> np.ndarray:
+    """RAS points mapped through an ``ants.apply_transforms``-style chain (fixed -> moving); empty: identity."""
+    from brainsr.preprocess.register import map_points, ras_to_lps
+
+    return ras_to_lps(map_points(ras_to_lps(points_ras), [str(c) for c in chain])) if chain else points_ras
 
 
 def truth_on_grid(
@@ -126,15 +137,9 @@ def truth_on_grid(
     ``truth`` (0 outside it). So the labels move with the registration's error, and a segmentation is judged on
     what its image shows, not on the registration.
     """
-    from brainsr.preprocess.register import map_points, ras_to_lps
-
-    field = subject_to_template_field
-    if not isinstance(field, nib.Nifti1Image):
-        field = nib.load(str(field))
-    m = np.asarray(pose, float) if isinstance(pose, np.ndarray) else read_pose(pose)
+    field, m = _field_and_pose(subject_to_template_field, pose)
     ijk = np.indices(grid.shape[:3]).reshape(3, -1).T
-    pts = nib.affines.apply_affine(grid.affine, ijk)
-    scanner = ras_to_lps(map_points(ras_to_lps(pts), [str(c) for c in chain])) if chain else pts
+    scanner = _through_chain(nib.affines.apply_affine(grid.affine, ijk), chain)
     template = _sample_field(field, nib.affines.apply_affine(np.linalg.inv(m), scanner))
     vox = np.rint(nib.affines.apply_affine(np.linalg.inv(truth.affine), template)).astype(int)
     labels = np.asarray(truth.dataobj)
@@ -150,13 +155,11 @@ def tre(points_ras: np.ndarray, chain: list[str], truth_ras: np.ndarray) -> dict
     ``chain`` is an ``ants.apply_transforms``-style list mapping template (fixed) points to the native scanner
     space; an empty chain is the identity. Returns mean, median, 95th percentile and maximum distance (mm).
     """
-    from brainsr.preprocess.register import map_points, ras_to_lps
-
     pts = np.asarray(points_ras, float).reshape(-1, 3)
     truth = np.asarray(truth_ras, float).reshape(-1, 3)
     if pts.shape != truth.shape or len(pts) == 0:
         raise ValueError(f"tre: need matching non-empty point sets, got {pts.shape} and {truth.shape}")
-    est = ras_to_lps(map_points(ras_to_lps(pts), [str(c) for c in chain])) if chain else pts
+    est = _through_chain(pts, chain)
     d = np.linalg.norm(est - truth, axis=1)
     return dict(
         zip(
