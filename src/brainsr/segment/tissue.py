@@ -41,6 +41,8 @@ __all__ = [
 
 #: Multispectral classes (paper 3.8.3): label value -> name. 0 is outside the brain.
 CLASSES: dict[int, str] = {1: "csf", 2: "sinus", 3: "pial", 4: "tissue"}
+#: The label value of each class name.
+_VALUE: dict[str, int] = {name: v for v, name in CLASSES.items()}
 #: Class prototypes in (FLAIR, T2w, T1w) z-scores within the brain; the GM and WM prototypes both name "tissue".
 #: Veins and sinuses have none: a mixture component near their contrast (dark in every sequence) is the partial
 #: volume of outer CSF with the skull at the mask's edge (up to 60 ml on the default cohort's research scans,
@@ -136,8 +138,8 @@ def t1_tissues(
 def pial_shell(labels: np.ndarray) -> np.ndarray:
     """Pial layers / CSF-parenchyma partial volume (paper 3.8.3, class 3) beyond the mixture: the CSF-class voxels
     in the 26-neighbourhood of a normal-tissue voxel (the shell of fluid touching the cortex)."""
-    tissue = labels == 4
-    return (labels == 1) & ndi.binary_dilation(tissue, ndi.generate_binary_structure(3, 3))
+    tissue = labels == _VALUE["tissue"]
+    return (labels == _VALUE["csf"]) & ndi.binary_dilation(tissue, ndi.generate_binary_structure(3, 3))
 
 
 def flow_voids(t2: np.ndarray, t1: np.ndarray, labels: np.ndarray, brain: np.ndarray) -> np.ndarray:
@@ -148,7 +150,7 @@ def flow_voids(t2: np.ndarray, t1: np.ndarray, labels: np.ndarray, brain: np.nda
     A 6-connected opening keeps those at least three voxels across (the thin rim where the mask's edge meets the
     skull, dark in every sequence, goes), which then grow back by one voxel inside the candidates.
     """
-    csf, tissue = brain & (labels == 1), brain & (labels == 4)
+    csf, tissue = brain & (labels == _VALUE["csf"]), brain & (labels == _VALUE["tissue"])
     if not csf.any() or not tissue.any():
         return np.zeros(brain.shape, bool)
     dark = brain & (t1 < (t1[csf].mean() + t1[tissue].mean()) / 2) & (t2 < t2[tissue].mean())
@@ -181,12 +183,11 @@ def multispectral_classes(
     protos = np.array([p for _, p in PROTOTYPES])
     nearest = np.argmin(((gmm.means_[:, None, :] - protos[None]) ** 2).sum(-1), axis=1)
     component_class = {k: names[j] for k, j in enumerate(nearest)}
-    value = {name: v for v, name in CLASSES.items()}
-    lut = np.array([value[component_class[k]] for k in range(n_components)], np.uint8)
+    lut = np.array([_VALUE[component_class[k]] for k in range(n_components)], np.uint8)
     labels = np.zeros(brain.shape, np.uint8)
     labels[brain] = lut[_predict(gmm, feats)]
     z = {name: np.zeros(brain.shape) for name in ("T2w", "T1w")}
     z["T2w"][brain], z["T1w"][brain] = feats[:, 1], feats[:, 2]
-    labels[flow_voids(z["T2w"], z["T1w"], labels, brain)] = value["sinus"]
-    labels[pial_shell(labels)] = value["pial"]
+    labels[flow_voids(z["T2w"], z["T1w"], labels, brain)] = _VALUE["sinus"]
+    labels[pial_shell(labels)] = _VALUE["pial"]
     return labels, component_class
