@@ -95,6 +95,25 @@ def test_probe_times_both_modes_and_leaves_the_model_usable() -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_probe_takes_turns_and_keeps_each_modes_fastest_step(monkeypatch) -> None:
+    """Load from other jobs only slows steps down: the modes alternate (so a burst falls on both) and the fastest
+    step after the warm-up round is kept, not the median."""
+    order: list[str] = []
+    durations = {"fp32": iter([9.0, 0.50, 0.40, 5.0]), "bf16": iter([9.0, 0.30, 4.0, 0.35])}
+    clock = [0.0]
+
+    def step(model, x, train, dtype) -> None:
+        mode = "fp32" if dtype is None else "bf16"
+        order.append(mode)
+        clock[0] += next(durations[mode])
+
+    monkeypatch.setattr(precision, "_step", step)
+    monkeypatch.setattr(precision.time, "perf_counter", lambda: clock[0])
+    seconds = probe_seconds(_small, torch.rand(2, 3, 16, 16), train=True, repeats=3)
+    assert order == ["fp32", "bf16"] * 4
+    assert seconds == {"fp32": 0.4, "bf16": 0.3}
+
+
 def test_model_size_key_tells_widths_and_input_apart() -> None:
     x = torch.rand(2, 3, 16, 16)
     wide = UNet(in_channels=3, out_channels=3, filters=8, depth=2)

@@ -206,3 +206,24 @@ def test_samples_per_epoch_bounds_the_cost_of_an_epoch(tmp_path):
     assert pd.read_csv(tmp_path / "all" / "history.tsv", sep="\t")["samples"].tolist() == [every["samples"]]
     with pytest.raises(ValueError, match="samples_per_epoch must be >= 1"):
         TrainSettings.from_mapping({"samples_per_epoch": 0})
+
+
+def test_val_samples_is_a_fixed_evenly_spaced_validation_sample():
+    """``val_samples``: at most that many validation samples, evenly spaced from the first to the last, the same
+    ones on every call; null or a larger number: every sample."""
+    from brainsr.train.trainer import build_datasets
+
+    _, every, _ = build_datasets(_settings(), TRAIN, VAL)
+    n = len(every)
+    assert n > 4
+    _, capped, _ = build_datasets(_settings(val_samples=4), TRAIN, VAL)
+    step = (n - 1) / 3
+    assert capped.indices == [round(i * step) for i in range(4)] and capped.indices[-1] == n - 1
+    assert all(torch.equal(capped[i][1], every[j][1]) for i, j in enumerate(capped.indices))
+    _, again, _ = build_datasets(_settings(val_samples=4), TRAIN, VAL)
+    assert again.indices == capped.indices
+    assert len(build_datasets(_settings(val_samples=n + 5), TRAIN, VAL)[1]) == n
+    patches = _settings(input="patches", patch_size=8, patches_per_scan=20, val_samples=3)
+    assert len(build_datasets(patches, TRAIN, VAL)[1]) == 3
+    with pytest.raises(ValueError, match="val_samples must be >= 1"):
+        TrainSettings.from_mapping({"val_samples": 0})

@@ -62,6 +62,7 @@ class TrainSettings:
     seed: int = 2022
     skip_empty_slices: bool = True
     val_stride: int = 2
+    val_samples: int | None = None
     image_every: int = 1
 
     @classmethod
@@ -94,8 +95,10 @@ class TrainSettings:
         for name in ("epochs", "batch_size", "filters", "depth", "critic_steps", "patch_size", "patches_per_scan"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.samples_per_epoch is not None and int(self.samples_per_epoch) < 1:
-            raise ValueError(f"samples_per_epoch must be >= 1 or null, got {self.samples_per_epoch}")
+        for name in ("samples_per_epoch", "val_samples"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be >= 1 or null, got {value}")
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from brainsr.base.device import pick_device
 from brainsr.data import PatchDataset, ScanPair, SliceDataset
@@ -80,15 +80,25 @@ def fingerprint(settings: TrainSettings, inputs: Sequence[str | os.PathLike], ex
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def evenly_spaced(dataset: Dataset, n: int | None) -> Dataset:
+    """At most ``n`` samples of ``dataset``, evenly spaced over it (the same ones every epoch); ``None``: all."""
+    if n is None or len(dataset) <= int(n):
+        return dataset
+    return Subset(dataset, np.linspace(0, len(dataset) - 1, int(n)).round().astype(int).tolist())
+
+
 def build_datasets(
     settings: TrainSettings, train: Sequence[ScanPair], validation: Sequence[ScanPair]
 ) -> tuple[Dataset, Dataset, tuple[int, int]]:
-    """Training and validation samples in the experiment's input mode; returns also the model's image size."""
+    """Training and validation samples in the experiment's input mode; returns also the model's image size.
+
+    ``val_samples`` caps the validation set at an evenly spaced, fixed sample, so that validating each epoch costs
+    the same whatever the number of validation subjects (issue 19)."""
     if settings.input == "slices":
         kw = {"axis": settings.axis, "pad": settings.pad, "channels": settings.channels}
         tr = SliceDataset(train, skip_empty=settings.skip_empty_slices, **kw)
         va = SliceDataset(validation, skip_empty=True, stride=settings.val_stride, **kw)
-        return tr, va, tuple(tr.size)
+        return tr, evenly_spaced(va, settings.val_samples), tuple(tr.size)
     kw = {
         "axis": settings.axis,
         "patch_size": settings.patch_size,
@@ -98,7 +108,7 @@ def build_datasets(
     tr = PatchDataset(train, patches_per_scan=settings.patches_per_scan, seed=settings.seed, **kw)
     n_val = max(1, settings.patches_per_scan // max(1, settings.val_stride * 2))
     va = PatchDataset(validation, patches_per_scan=n_val, seed=settings.seed + 10_000, **kw)
-    return tr, va, (settings.patch_size, settings.patch_size)
+    return tr, evenly_spaced(va, settings.val_samples), (settings.patch_size, settings.patch_size)
 
 
 def _rng_state() -> dict[str, Any]:
