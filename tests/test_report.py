@@ -163,6 +163,69 @@ def test_findings_state_which_claims_hold():
     assert (out["method_value"]["MAE of model0 better than interpaffinelinear"]) == pytest.approx(0.01)
 
 
+def test_subject_findings_compare_each_qualifying_subject_with_its_best_interpolation():
+    """Issue 20: per test subject of a protocol with >= 3 training subjects, model0 against the interpolation with
+    that subject's highest brain PSNR (means over sequences): +2 dB PSNR, lower MAE, higher SSIM; WMH Dice with
+    the truth averaged over those subjects. S3's protocol has 1 training subject: left out."""
+    psnr = {
+        "S1": {"model0": (30, 32), "interpaffinelinear": (28, 28), "interprigidsinc": (29, 29)},  # +2.0 over rigidsinc
+        "S2": {"model0": (30, 30), "interpaffinelinear": (29, 29), "interprigidsinc": (27, 27)},  # +1.0
+        "S3": {"model0": (40, 40), "interpaffinelinear": (20, 20), "interprigidsinc": (20, 20)},
+    }
+    protocol = {"S1": "P2", "S2": "P2", "S3": "P5"}
+    rows = []
+    for subject, methods in psnr.items():
+        for method, values in methods.items():
+            for seq, value in zip(("T1w", "T2w"), values, strict=True):
+                mae, ssim = (0.01, 0.95) if method == "model0" else (0.02, 0.9)
+                for metric, v in (("psnr", value), ("mae", mae), ("ssim", ssim), ("psnr", np.nan)):
+                    region = "brain" if np.isfinite(v) else "head"
+                    rows.append(
+                        {
+                            "subject": subject,
+                            "protocol": protocol[subject],
+                            "method": method,
+                            "sequence": seq,
+                            "metric": metric,
+                            "region": region,
+                            "value": v,
+                        }
+                    )
+    dice = {
+        ("S1", "model0"): 0.5,
+        ("S1", "interpaffinelinear"): 0.4,
+        ("S2", "model0"): 0.3,
+        ("S2", "interpaffinelinear"): 0.5,
+        ("S3", "model0"): 0.9,
+        ("S3", "interpaffinelinear"): 0.0,
+    }
+    agreement = pd.DataFrame(
+        [
+            {"subject": s, "method": m, "reference": "truth", "class": "wmh", "metric": "dice", "value": v}
+            for (s, m), v in dice.items()
+        ]
+        + [{"subject": "S1", "method": "model0", "reference": "research", "class": "wmh", "metric": "dice", "value": 0}]
+    )
+    out = tab.subject_findings(
+        pd.DataFrame(rows),
+        agreement,
+        "model0",
+        "interpaffinelinear",
+        ["interpaffinelinear", "interprigidsinc"],
+        {"P2": 12, "P5": 1},
+    )
+    assert list(out.section) == ["4.5 per subject"] * 3 + ["4.9.2 WMH"]
+    s1, s2, every, wmh = (out.iloc[i] for i in range(4))
+    assert s1.claim.startswith("S1 (P2, 12 training subjects)") and s1.holds == "yes"
+    assert (s1.method_value, s1.comparison_value) == (31.0, 29.0) and "interprigidsinc; PSNR +2.00 dB" in s1.note
+    assert s2.holds == "no" and (s2.method_value, s2.comparison_value) == (30.0, 29.0)
+    assert every.holds == "no" and (every.method_value, every.comparison_value) == (1.0, 2.0)
+    assert "qualifying protocols: P2" in every.note
+    assert wmh.holds == "no" and wmh.method_value == pytest.approx(0.4) and wmh.comparison_value == pytest.approx(0.45)
+    none = tab.subject_findings(pd.DataFrame(rows), agreement, "model0", "interpaffinelinear", [], {"P2": 2})
+    assert list(none.holds) == ["n/a", "n/a"]
+
+
 def test_rating_sheet_is_shuffled_coded_and_keeps_no_header_text(tmp_path):
     spec = {}
     for subject in ("P1", "P2"):

@@ -185,8 +185,14 @@ def _group_frames(spec: Mapping) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]
 
     showcase = spec.get("showcase") or (experiments[:1] or list(methods))[0]
     rivals = [m for m in table1 if m != showcase and methods[m]["kind"] == "experiment"]
-    out["findings"] = tab.findings(
-        image, errors, agreement, out["fig10"], showcase, f"interp{methods[showcase]['prep']}", rivals
+    baseline = f"interp{methods[showcase]['prep']}"
+    interps = [m for m in methods if methods[m]["kind"] == "interpolation"]
+    out["findings"] = pd.concat(
+        [
+            tab.findings(image, errors, agreement, out["fig10"], showcase, baseline, rivals),
+            tab.subject_findings(image, agreement, showcase, baseline, interps, spec.get("training_protocols", {})),
+        ],
+        ignore_index=True,
     )
     return {**out, **gated}, controls
 

@@ -30,6 +30,7 @@ __all__ = [
     "quality_errors",
     "quality_long",
     "read_json",
+    "subject_findings",
     "volumes_long",
 ]
 
@@ -311,4 +312,92 @@ def findings(
         )
         for cls in VOLUME_CLASSES
     ]
+    return pd.DataFrame(rows)
+
+
+#: A test subject's protocol qualifies for the per-subject claims when at least this many training subjects share it
+#: (issue 20: the model has seen the protocol, as for every test subject of the paper).
+MIN_TRAINING_SUBJECTS = 3
+#: The PSNR margin (dB, brain) by which the method must beat the best interpolation on every qualifying subject.
+PSNR_MARGIN_DB = 2.0
+
+
+def _row(section: str, claim: str, holds: str, mine: float, theirs: float, note: str) -> dict:
+    return {
+        "section": section,
+        "claim": claim,
+        "holds": holds,
+        "method_value": mine,
+        "comparison_value": theirs,
+        "note": note,
+    }
+
+
+def _subject_row(values: pd.DataFrame, method: str, interps: list[str], claim: str) -> dict:
+    """One qualifying subject's metric means (method x metric): ``method`` against the interpolation with the
+    highest brain PSNR on that subject."""
+    psnr = values["psnr"].reindex(interps).dropna()
+    if method not in values.index or psnr.empty:
+        return _row("4.5 per subject", claim, "n/a", np.nan, np.nan, "no values")
+    best, mine = values.loc[psnr.idxmax()], values.loc[method]
+    gain = float(mine["psnr"] - best["psnr"])
+    holds = gain >= PSNR_MARGIN_DB and mine["mae"] < best["mae"] and mine["ssim"] > best["ssim"]
+    note = (
+        f"best interpolation {psnr.idxmax()}; PSNR {gain:+.2f} dB; MAE {mine['mae']:.4g} vs {best['mae']:.4g}; "
+        f"SSIM {mine['ssim']:.4g} vs {best['ssim']:.4g}"
+    )
+    return _row("4.5 per subject", claim, "yes" if holds else "no", float(mine["psnr"]), float(best["psnr"]), note)
+
+
+def _wmh_truth_row(agreement: pd.DataFrame, subjects: list[str], method: str, baseline: str) -> dict:
+    """Mean WMH Dice with the ground truth over ``subjects``: ``method`` at least ``baseline``'s."""
+    dice = pd.Series(dtype=float)
+    if len(agreement):
+        truth = agreement[
+            (agreement.reference == "truth")
+            & (agreement["class"] == "wmh")
+            & (agreement.metric == "dice")
+            & agreement.subject.isin(subjects)
+        ]
+        dice = truth.groupby("method")["value"].mean()
+    mine, theirs = (float(dice.get(name, np.nan)) for name in (method, baseline))
+    holds = ("yes" if mine >= theirs else "no") if np.isfinite(mine) and np.isfinite(theirs) else "n/a"
+    claim = f"WMH Dice with the ground truth: {method} at least {baseline}'s (mean over the qualifying test subjects)"
+    return _row("4.9.2 WMH", claim, holds, mine, theirs, f"subjects: {', '.join(subjects) or 'none'}")
+
+
+def subject_findings(
+    image: pd.DataFrame,
+    agreement: pd.DataFrame,
+    method: str,
+    baseline: str,
+    interpolations: Iterable[str],
+    training_protocols: Mapping[str, int],
+) -> pd.DataFrame:
+    """Issue 20's per-subject claims, on the test subjects whose protocol has >= :data:`MIN_TRAINING_SUBJECTS`
+    training subjects: ``method`` beats the best interpolation of each subject (highest brain PSNR; means over
+    sequences) by >= :data:`PSNR_MARGIN_DB` dB PSNR with lower MAE and higher SSIM (paper 4.5, Table 1), one row
+    per subject and one for all of them; and its WMH Dice with the ground truth is at least ``baseline``'s (its own
+    prep's interpolation), averaged over those subjects (paper 4.9.2)."""
+    qualifying = sorted(p for p, n in training_protocols.items() if n >= MIN_TRAINING_SUBJECTS)
+    rows, subjects = [], []
+    brain = image[(image.region == "brain") & image.protocol.isin(qualifying)] if len(image) else image
+    if len(brain):
+        means = brain.groupby(["subject", "protocol", "method", "metric"])["value"].mean().unstack("metric")
+        for (subject, protocol), values in means.groupby(level=["subject", "protocol"]):
+            claim = (
+                f"{subject} ({protocol}, {training_protocols[protocol]} training subjects): {method} beats the "
+                f"best interpolation by >= {PSNR_MARGIN_DB:g} dB PSNR, with lower MAE and higher SSIM"
+            )
+            rows.append(_subject_row(values.droplevel(["subject", "protocol"]), method, list(interpolations), claim))
+            subjects.append(subject)
+    holding = sum(r["holds"] == "yes" for r in rows)
+    claim = (
+        f"every qualifying test subject (protocol with >= {MIN_TRAINING_SUBJECTS} training subjects): {method} "
+        f"beats the best interpolation by >= {PSNR_MARGIN_DB:g} dB PSNR, lower MAE, higher SSIM"
+    )
+    holds = ("yes" if holding == len(rows) else "no") if rows else "n/a"
+    note = f"{holding} of {len(rows)} subjects; qualifying protocols: {', '.join(qualifying) or 'none'}"
+    rows.append(_row("4.5 per subject", claim, holds, float(holding), float(len(rows)), note))
+    rows.append(_wmh_truth_row(agreement, subjects, method, baseline))
     return pd.DataFrame(rows)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -691,6 +692,8 @@ class RunLayout:
             "controls": self.months(),
             "primary": self.pre["primary"],
             "showcase": self.showcase,
+            # issue 20's per-subject claims: training subjects per protocol (which test subjects qualify)
+            "training_protocols": dict(Counter(self.subject_protocol(s) for s in self.split_subjects("train"))),
             # Fig. 10: the showcase's interpolation baseline beside Table 1's models (paper: "upsampled by
             # different procedures", interpolation included)
             "figure_methods": [m for m in dict.fromkeys([self.showcase_baseline, *table1]) if m in methods]
