@@ -238,6 +238,18 @@ def longitudinal_table(volumes: pd.DataFrame, classes: Iterable[str] = ("csf", "
 _HIGHER_BETTER = {"mae": False, "nmse": False, "nmse_paper": False, "psnr": True, "ssim": True, "dice": True}
 
 
+def _row(section: str, claim: str, holds: str, mine: float, theirs: float, note: str | float = np.nan) -> dict:
+    """One row of the findings table (``note``: the numbers behind a claim, where one row hides several)."""
+    return {
+        "section": section,
+        "claim": claim,
+        "holds": holds,
+        "method_value": mine,
+        "comparison_value": theirs,
+        "note": note,
+    }
+
+
 def _finding(section: str, claim: str, values: pd.Series, ours: str, other: str, key: str, higher_better: bool) -> dict:
     """One row of :func:`findings`: does ``values[ours, key]`` beat ``values[other, key]`` in the stated direction?"""
     mine, theirs = (float(values.get((name, key), np.nan)) for name in (ours, other))
@@ -245,7 +257,7 @@ def _finding(section: str, claim: str, values: pd.Series, ours: str, other: str,
         holds = "n/a"
     else:
         holds = "yes" if (mine > theirs if higher_better else mine < theirs) else "no"
-    return {"section": section, "claim": claim, "holds": holds, "method_value": mine, "comparison_value": theirs}
+    return _row(section, claim, holds, mine, theirs)
 
 
 def _means(frame: pd.DataFrame, by: list[str], column: str) -> pd.Series:
@@ -320,17 +332,6 @@ def findings(
 MIN_TRAINING_SUBJECTS = 3
 #: The PSNR margin (dB, brain) by which the method must beat the best interpolation on every qualifying subject.
 PSNR_MARGIN_DB = 2.0
-
-
-def _row(section: str, claim: str, holds: str, mine: float, theirs: float, note: str) -> dict:
-    return {
-        "section": section,
-        "claim": claim,
-        "holds": holds,
-        "method_value": mine,
-        "comparison_value": theirs,
-        "note": note,
-    }
 
 
 def _subject_row(values: pd.DataFrame, method: str, interps: list[str], claim: str) -> dict:
