@@ -313,6 +313,22 @@ def test_t2w_csf_closing_bridges_a_dark_sheet() -> None:
     assert (closed & ~open_ & ~sheet).sum() < 0.01 * closed.sum()
 
 
+def test_t2w_csf_keeps_out_fat_that_is_t2w_bright_but_t1w_bright() -> None:
+    """CSF shell 10 < r <= 12 and fat 12 < r <= 16 (no bone between: a thin inner table), both T2w-bright; on
+    T1w the brain is 100 (its ventricle 10), CSF 10, fat 300. T2w alone grows into the fat; with T1w the growth
+    (threshold 1.3 x the brain's median, 130) stops at the CSF, with or without the closing."""
+    brain_mask, t2w, shell = _shell_phantom()
+    r = np.linalg.norm(np.indices(brain_mask.shape) - 24.0, axis=0)
+    csf, fat = shell & (r <= 12), shell & (r > 12)
+    t1w = np.where(fat, 300.0, np.where(brain_mask & (r > 3.5), 100.0, 10.0)).astype(np.float32)
+    zooms, within = np.ones(3), ndi.distance_transform_edt(~brain_mask) <= 4.0
+    open_ = {**DEEPBET, "t2_close_steps": 0}
+    np.testing.assert_array_equal(brain._t2w_csf(brain_mask, t2w, zooms, open_), brain_mask | (shell & within))
+    np.testing.assert_array_equal(brain._t2w_csf(brain_mask, t2w, zooms, open_, t1w), brain_mask | csf)
+    closed = brain._t2w_csf(brain_mask, t2w, zooms, DEEPBET, t1w)
+    assert not (closed & fat).any() and (closed & csf).sum() == csf.sum()
+
+
 class _StandIn:
     """deepbet's BrainExtraction, standing in with a fixed brain mask (or an error)."""
 
