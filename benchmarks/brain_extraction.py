@@ -7,7 +7,10 @@ T1w-space grid), then every engine runs on them. Each mask is compared with the 
 (Dice) and by volume::
 
     python benchmarks/brain_extraction.py results/sourcedata/synthetic benchmarks/brain_extraction.tsv \\
-        [--engines deepbet bet] [--subjects P001 C001] [--sessions clinical research month00]
+        [--engines deepbet bet deepbet:t1_fraction=0] [--subjects P001 C001] [--sessions clinical research]
+
+An engine may carry parameters of :func:`brainsr.preprocess.brain.extract_brain` after a colon
+(``deepbet:t1_fraction=0,t2_grow_mm=6``), to measure a setting against the default on the same inputs.
 
 Writes one row per session x engine (volume error %, Dice, CPU seconds of the engine) and prints, per engine, how
 many sessions are within 5 % of the true volume with Dice >= 0.95, the error range and the lowest Dice.
@@ -49,6 +52,15 @@ def _sessions(cohort: Path, subjects: list[str] | None, sessions: list[str] | No
     return [(s, t) for s, t in found if not sessions or t in sessions]
 
 
+def engine_spec(spec: str) -> tuple[str, dict[str, object]]:
+    """``"deepbet:t1_fraction=0,t2_grow_mm=6"`` -> ``("deepbet", {"t1_fraction": 0, "t2_grow_mm": 6})``."""
+    name, _, rest = spec.partition(":")
+    pairs = [item.split("=", 1) for item in rest.split(",") if item]
+    if any(len(pair) != 2 for pair in pairs):
+        raise SystemExit(f"engine {spec!r}: parameters must be KEY=VALUE, separated by commas")
+    return name, {key: yaml.safe_load(value) for key, value in pairs}
+
+
 def score(mask: nib.Nifti1Image, truth: nib.Nifti1Image) -> dict[str, float]:
     """Dice on the truth's grid (mask resampled, nearest neighbour) and the volume error (%) of the mask."""
     on_truth = np.asarray(resample(mask, truth, [], "nearest").dataobj) > 0.5
@@ -68,8 +80,9 @@ def measure(cohort: Path, ids: tuple[str, str], engines: list[str], pre: dict) -
     truth_img = nib.load(f"{truth}.nii.gz")
     rows = []
     for engine in engines:
+        name, params = engine_spec(engine)
         start = _cpu()
-        mask = extract_brain(on_iso, engine)
+        mask = extract_brain(on_iso, name, **params)
         rows.append({"subject": sub, "session": ses, "engine": engine, "cpu_s": round(_cpu() - start, 2)})
         rows[-1].update(score(mask, truth_img))
     return rows
