@@ -504,15 +504,19 @@ def _t2w_csf(
     brain mask leaves out), closed by ``t2_close_steps`` 6-connected steps and filled.
 
     CSF: T2w above m + ``t2_fraction`` x (p98 - m), m and p98 the median and 98th percentile of T2w within the
-    brain (tissue and ventricular CSF levels of this scan, so no fixed intensity is assumed); with ``t1w``, also
-    T1w below ``t1_fraction`` x the brain's median T1w. Fat (diploe marrow, scalp) is T2w-bright as well, but
-    T1w-bright where CSF is T1w-dark: without that second contrast the growth crosses a thin inner table into the
-    diploe (measured on the default cohort: 31 ml of marrow in one research mask, README)."""
+    brain (tissue and ventricular CSF levels of this scan, so no fixed intensity is assumed); with ``t1w`` and a
+    positive ``t1_fraction``, also T1w below ``t1_fraction`` x the brain's median T1w. Fat (diploe marrow,
+    scalp) is T2w-bright as well, but T1w-bright where CSF is T1w-dark: without that second contrast the growth
+    crosses a thin inner table into the diploe (measured on the default cohort: 31 ml of marrow in one research
+    mask, README)."""
     grow, steps = float(p["t2_grow_mm"]), int(p["t2_close_steps"])
     box = box_mm(brain, grow + (steps + 1) * float(zooms.max()), zooms)
     m, t2 = brain[box], t2w[box]
     tissue, csf = np.median(t2[m]), np.percentile(t2[m], 98)
-    dark = np.ones_like(m) if t1w is None else t1w[box] < float(p["t1_fraction"]) * np.median(t1w[box][m])
+    dark = np.ones_like(m)
+    if t1w is not None and float(p["t1_fraction"]) > 0:
+        t1 = t1w[box]
+        dark = t1 < float(p["t1_fraction"]) * np.median(t1[m])
     allowed = m | (dilate_mm(m, grow, zooms) & dark & (t2 > tissue + float(p["t2_fraction"]) * (csf - tissue)))
     six = ndi.generate_binary_structure(3, 1)
     grown = ndi.binary_propagation(m, structure=six, mask=allowed)
@@ -536,7 +540,7 @@ def _engine_deepbet(images: Mapping[str, nib.Nifti1Image], p: dict[str, Any]) ->
     brain = np.asarray(found.dataobj) > 0
     has_t2 = "T2w" in images
     if has_t2 and brain.any():
-        brain = _t2w_csf(brain, _data(images["T2w"]), zooms, p, t1w if p["t1_fraction"] > 0 else None)
+        brain = _t2w_csf(brain, _data(images["T2w"]), zooms, p, t1w)
     return dilate_mm(brain, _expand(p["expand_mm"], has_t2, default_without=2.0), zooms)
 
 
